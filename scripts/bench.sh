@@ -1,0 +1,200 @@
+#!/usr/bin/env bash
+# Benchmark: mediafs against rclone mount, side by side, in one run.
+#
+# The emulator (rate limit off) is seeded through the API with 20 folders x
+# 50 files of 10 KiB and one 200 MiB video; rclone mounts `rclone serve
+# webdav` of a local folder holding the same tree. Each workload runs on a
+# fresh mount with the kernel's caches dropped, for both; the table gives
+# the times, the ratio mediafs/rclone, the API requests mediafs made against
+# the least it could make, and mediafs's peak RSS. A second pass adds 50 ms
+# of latency to every emulator request, for mediafs alone.
+#
+#   scripts/bench.sh            (needs root: it drops the page cache)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh
+command -v rclone >/dev/null || { apt-get update -qq; DEBIAN_FRONTEND=noninteractive apt-get install -y -qq rclone; }
+cargo build --release --quiet
+bin=$PWD/target/release/mediafs
+work=$(mktemp -d /tmp/mediafs-bench.XXXXXX)
+cleanup() {
+  for m in "$work/mfs" "$work/rcl"; do fusermount3 -uz "$m" 2>/dev/null || true; done
+  kill $(jobs -p) 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+mkdir -p "$work/tree" "$work/new" "$work/mfs" "$work/rcl" "$work/served"
+
+now() { date +%s.%N; }
+minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
+
+echo "bench: making the tree (20 folders x 50 files x 10 KiB, a 200 MiB video) ..."
+python3 - "$work" <<'PY'
+import os, sys
+work = sys.argv[1]
+png = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR"
+for d in range(20):
+    os.makedirs(f"{work}/tree/folder-{d:02}", exist_ok=True)
+    for f in range(50):
+        with open(f"{work}/tree/folder-{d:02}/image-{f:02}.png", "wb") as out:
+            out.write(png + os.urandom(10 * 1024 - len(png)))
+os.makedirs(f"{work}/new/batch", exist_ok=True)
+for f in range(500):
+    with open(f"{work}/new/batch/new-{f:03}.png", "wb") as out:
+        out.write(png + os.urandom(10 * 1024 - len(png)))
+for name, dest in [("video.mp4", "tree"), ("new-video.mp4", "new")]:
+    with open(f"{work}/{dest}/{name}", "wb") as out:
+        out.write(b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom")
+        for _ in range(200):
+            out.write(os.urandom(1024 * 1024))
+PY
+cp -r "$work/tree/." "$work/served/"
+
+start_emulator() {
+  "$bin" emulator --listen 127.0.0.1:0 --data-dir "$work/data" --token bench-token --location bench \
+    --rate-limit 0 --latency-ms "$1" > "$work/emulator.out" 2>> "$work/emulator.log" &
+  emulator_pid=$!
+  until grep -q http "$work/emulator.out" 2>/dev/null; do sleep 0.1; done
+  url=$(grep -o 'http://[0-9.:]*' "$work/emulator.out" | head -1)
+}
+api() { curl -sf -H 'Authorization: Bearer bench-token' -H 'Version: 2021-07-28' "$@"; }
+api_requests() { curl -sf "$url/_emulator/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_requests"])'; }
+reset_stats() { curl -sf -X DELETE "$url/_emulator/stats" > /dev/null; }
+
+echo "bench: seeding the emulator through the API ..."
+start_emulator 0
+for d in $(seq -w 0 19); do
+  id=$(api -X POST -H 'Content-Type: application/json' \
+    -d "{\"altId\":\"bench\",\"altType\":\"location\",\"name\":\"folder-$d\"}" "$url/medias/folder" |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["_id"])')
+  ls "$work/tree/folder-$d" | xargs -P 8 -I{} curl -sf -o /dev/null -H 'Authorization: Bearer bench-token' \
+    -H 'Version: 2021-07-28' -F altId=bench -F altType=location -F parentId="$id" \
+    -F "file=@$work/tree/folder-$d/{};type=image/png" "$url/medias/upload-file"
+done
+api -o /dev/null -F altId=bench -F altType=location -F "file=@$work/tree/video.mp4;type=video/mp4" "$url/medias/upload-file"
+video_url=$(api "$url/medias/files?altType=location&altId=bench&type=file&query=video" |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["files"][0]["url"])')
+
+rclone serve webdav "$work/served" --addr 127.0.0.1:0 > "$work/webdav.log" 2>&1 &
+until grep -qo 'http://127.0.0.1:[0-9]*' "$work/webdav.log" 2>/dev/null; do sleep 0.1; done
+webdav=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/webdav.log" | head -1)
+
+mount_mediafs() {
+  drop_caches
+  mediafs_cache=$work/cache-$RANDOM
+  MEDIAFS_TOKEN=bench-token "$bin" mount "$work/mfs" --location bench --base-url "$url" \
+    --cache-dir "$mediafs_cache" --rate-limit 0 "$@" 2>> "$work/mediafs.log" &
+  mediafs_pid=$!
+  until grep -q " $work/mfs " /proc/mounts; do sleep 0.05; done
+}
+mount_rclone() {
+  drop_caches
+  RCLONE_CONFIG_BENCH_TYPE=webdav RCLONE_CONFIG_BENCH_URL="$webdav" \
+    rclone mount bench: "$work/rcl" --dir-cache-time 5s 2>> "$work/rclone.log" &
+  until grep -q " $work/rcl " /proc/mounts; do sleep 0.05; done
+}
+peak_rss_kib=0
+unmount() {
+  if [ "$1" = mfs ]; then
+    local hwm
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$mediafs_pid/status")
+    [ "$hwm" -gt "$peak_rss_kib" ] && peak_rss_kib=$hwm
+  fi
+  fusermount3 -u "$work/$1"
+  while grep -q " $work/$1 " /proc/mounts; do sleep 0.05; done
+}
+
+# Each workload: its name, the least API requests it could make (one
+# folder-tree call and one listing per folder page: 22 for this tree), and
+# the command; run on a fresh mount of each filesystem at $M. mediafs runs
+# with its own rate limit off, as the emulator's is: against the real service
+# (100 requests per 10 s) bulk uploads cannot go faster than 10 files a second.
+declare -a rows
+run() {
+  local name=$1 least=$2 cmd=$3 t0 t1 tm tr calls
+  mount_mediafs; M=$work/mfs; reset_stats
+  t0=$(now); eval "$cmd"; t1=$(now)
+  tm=$(minus "$t1" "$t0"); calls=$(api_requests); unmount mfs
+  mount_rclone; M=$work/rcl
+  t0=$(now); eval "$cmd"; t1=$(now)
+  tr=$(minus "$t1" "$t0"); unmount rcl
+  rows+=("$(printf '| %s | %.2f | %.2f | %s | %s (least %s) |' "$name" "$tm" "$tr" "$(ratio "$tm" "$tr")" "$calls" "$least")")
+}
+
+echo "bench: running the workloads ..."
+run "ls -lR, cold" "22" 'ls -lR "$M" > /dev/null'
+run "cat 200 MiB video, cold" "2" 'cat "$M/video.mp4" > /dev/null'
+run "cat 1,000 small files, cold" "22" 'cat "$M"/folder-*/*.png > /dev/null'
+run "cp -r 500 small files in" "501" 'cp -r "$work/new/batch" "$M/batch-$RANDOM"'
+run "cp 200 MiB video in" "2" 'cp "$work/new/new-video.mp4" "$M/new-video-$RANDOM.mp4"'
+# Write-back: timed until the spool is empty, that is, until the files are on the server.
+spool_drained() { until "$bin" status --cache-dir "$mediafs_cache" | grep -q '^0 uploads pending'; do sleep 0.02; done; }
+run_write_back() {
+  local name=$1 least=$2 cmd=$3 t0 t1 tm tr calls
+  mount_mediafs --write-back; M=$work/mfs; reset_stats
+  t0=$(now); eval "$cmd"; spool_drained; t1=$(now)
+  tm=$(minus "$t1" "$t0"); calls=$(api_requests); unmount mfs
+  mount_rclone; M=$work/rcl
+  t0=$(now); eval "$cmd"; t1=$(now)
+  tr=$(minus "$t1" "$t0"); unmount rcl
+  rows+=("$(printf '| %s | %.2f | %.2f | %s | %s (least %s) |' "$name" "$tm" "$tr" "$(ratio "$tm" "$tr")" "$calls" "$least")")
+}
+run_write_back "cp -r 500 small files in, --write-back" "501" 'cp -r "$work/new/batch" "$M/batch-wb-$RANDOM"'
+run_write_back "cp 200 MiB video in, --write-back" "2" 'cp "$work/new/new-video.mp4" "$M/new-video-wb-$RANDOM.mp4"'
+# Warm listing: a second ls -lR on the same mount.
+mount_mediafs; M=$work/mfs; ls -lR "$M" > /dev/null; reset_stats
+t0=$(now); ls -lR "$M" > /dev/null; t1=$(now); tm=$(minus "$t1" "$t0"); calls=$(api_requests); unmount mfs
+mount_rclone; M=$work/rcl; ls -lR "$M" > /dev/null
+t0=$(now); ls -lR "$M" > /dev/null; t1=$(now); tr=$(minus "$t1" "$t0"); unmount rcl
+rows+=("$(printf '| %s | %.2f | %.2f | %s | %s (least 0) |' "ls -lR, warm" "$tm" "$tr" "$(ratio "$tm" "$tr")" "$calls")")
+drop_caches
+t0=$(now); curl -sf -o /dev/null "$video_url"; t1=$(now)
+curl_time=$(minus "$t1" "$t0")
+
+echo
+echo "| workload | mediafs (s) | rclone (s) | mediafs/rclone | mediafs API requests |"
+echo "| --- | ---: | ---: | ---: | --- |"
+printf '%s\n' "${rows[@]}"
+printf '| curl of the video URL (floor for a big read) | %.2f | | | |\n' "$curl_time"
+echo
+echo "mediafs peak RSS: $((peak_rss_kib / 1024)) MiB"
+
+echo
+echo "bench: second pass, 50 ms latency on every emulator request (mediafs alone) ..."
+kill "$emulator_pid"; wait "$emulator_pid" 2>/dev/null || true
+start_emulator 50
+# The least a cold walk of the library as it now stands can cost: one
+# folder-tree call, and one listing per page (100) of each folder's files.
+least_walk() {
+  api "$url/medias/files?altType=location&altId=bench&type=file&fetchAll=true" | python3 -c '
+import json, math, sys
+from collections import Counter
+files = json.load(sys.stdin)["files"]
+per = Counter(f.get("parentId") for f in files)
+folders = sys.argv[1:]
+print(1 + sum(max(1, math.ceil(per.get(k, 0) / 100)) for k in [None] + folders))' \
+    $(api "$url/medias/files?altType=location&altId=bench&type=folder&fetchAll=true" |
+      python3 -c 'import json,sys; print(" ".join(f["_id"] for f in json.load(sys.stdin)["files"]))')
+}
+declare -a slow
+timed() {
+  local name=$1 least=$2 cmd=$3 extra=${4:-} t0 t1
+  mount_mediafs $extra; M=$work/mfs; reset_stats
+  t0=$(now); eval "$cmd"; [ -n "$extra" ] && spool_drained; t1=$(now)
+  slow+=("$(printf '| %s | %.2f | %s (least %s) |' "$name" "$(minus "$t1" "$t0")" "$(api_requests)" "$least")")
+  unmount mfs
+}
+timed "ls -lR, cold (a serial walk would wait $(least_walk) round trips)" "$(least_walk)" 'ls -lR "$M" > /dev/null'
+timed "cat 1,000 small files, cold" "22" 'cat "$M"/folder-*/*.png > /dev/null'
+timed "cp -r 500 small files in" "501" 'cp -r "$work/new/batch" "$M/batch-slow-$RANDOM"'
+timed "cp -r 500 small files in, --write-back" "501" 'cp -r "$work/new/batch" "$M/batch-slow-wb-$RANDOM"' --write-back
+timed "cat 200 MiB video, cold" "2" 'cat "$M/video.mp4" > /dev/null'
+echo
+echo "| workload, 50 ms latency | mediafs (s) | API requests |"
+echo "| --- | ---: | ---: |"
+printf '%s\n' "${slow[@]}"
+echo
+echo "mediafs peak RSS over both passes: $((peak_rss_kib / 1024)) MiB"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what mediafs and its tests need on a fresh Debian machine:
+# fuse3 (fusermount3 and the kernel device's tools), rsync, attr (getfattr),
+# curl, and fsx. Safe to run again; does nothing when all are present.
+set -euo pipefail
+need=()
+command -v fusermount3 >/dev/null || need+=(fuse3)
+command -v rsync >/dev/null || need+=(rsync)
+command -v getfattr >/dev/null || need+=(attr)
+command -v curl >/dev/null || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+# fsx (crates.io) exercises a file through the mount in the reliability tests.
+command -v fsx >/dev/null || cargo install --quiet --locked fsx@0.3.2
+if [ ! -e /dev/fuse ]; then
+  echo "setup: /dev/fuse is missing; load the fuse kernel module (modprobe fuse)" >&2
+  exit 1
+fi

@@ -1,0 +1,14 @@
+//! The HighLevel Media Storage API: wire models, errors, limits, and the client.
+
+pub mod client;
+pub mod error;
+mod limiter;
+pub mod limits;
+pub mod mime;
+pub mod models;
+pub mod token;
+
+pub use client::{ByteRange, ClientConfig, MediaClient};
+pub use error::{ApiError, ApiResult};
+pub use models::{DeleteStatus, ListQuery, MediaObject, ObjectKind};
+pub use token::{Secret, TokenSource};

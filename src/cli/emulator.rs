@@ -1,0 +1,107 @@
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+
+use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Seed {
+    /// A few folders with real PNG and JPEG images, a PDF, a short MP4 and an MP3.
+    Demo,
+}
+
+#[derive(Debug, Args)]
+pub struct EmulatorArgs {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, default_value = "127.0.0.1:8787")]
+    listen: SocketAddr,
+    /// Where objects and their bytes are kept; they survive restarts.
+    #[arg(long)]
+    data_dir: PathBuf,
+    /// A token to accept: TOKEN reaches every --location, TOKEN:LOCATION only that one. Repeatable.
+    #[arg(long = "token")]
+    tokens: Vec<TokenGrant>,
+    /// An OAuth app allowed to refresh tokens at /oauth/token, as CLIENT_ID:CLIENT_SECRET. Repeatable.
+    #[arg(long = "oauth-client", value_parser = pair)]
+    oauth_clients: Vec<(String, String)>,
+    /// A refresh token valid at start, as REFRESH_TOKEN:LOCATION. Each works once. Repeatable.
+    #[arg(long = "refresh-token", value_parser = pair)]
+    refresh_tokens: Vec<(String, String)>,
+    /// Seconds an access token from /oauth/token stays valid.
+    #[arg(long, default_value_t = 86399.0)]
+    access_token_ttl: f64,
+    /// A location id to serve. Repeatable.
+    #[arg(long = "location", required = true)]
+    locations: Vec<String>,
+    /// Fill each empty location with a sample library.
+    #[arg(long, value_enum)]
+    seed: Option<Seed>,
+    /// Delay added to every request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    latency_ms: u64,
+    /// Fraction of requests (0 to 1) that fail with a 500 or a dropped connection.
+    #[arg(long, default_value_t = 0.0)]
+    fail_rate: f64,
+    /// API requests allowed per token per 10 seconds, as the real service; 0 turns the limit off.
+    #[arg(long, default_value_t = 100)]
+    rate_limit: u32,
+    /// Cap on transfer bytes per second, all transfers together.
+    #[arg(long)]
+    bandwidth: Option<u64>,
+    /// Base of the public file URLs, when clients reach the emulator by another address.
+    #[arg(long)]
+    public_url: Option<String>,
+}
+
+fn pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once(':') {
+        Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_owned(), b.to_owned())),
+        _ => Err("expected two values joined by a colon".into()),
+    }
+}
+
+pub async fn run(args: EmulatorArgs) -> Result<(), String> {
+    if !(0.0..=1.0).contains(&args.fail_rate) {
+        return Err(format!(
+            "--fail-rate must be between 0 and 1, not {}",
+            args.fail_rate
+        ));
+    }
+    let config = EmulatorConfig {
+        listen: args.listen,
+        data_dir: args.data_dir,
+        tokens: args.tokens,
+        locations: args.locations,
+        seed_demo: matches!(args.seed, Some(Seed::Demo)),
+        public_url: args.public_url,
+        faults: Faults {
+            latency_ms: args.latency_ms,
+            fail_rate: args.fail_rate,
+            rate_limit: args.rate_limit,
+            bandwidth: args.bandwidth,
+            ..Faults::default()
+        },
+        oauth_clients: args.oauth_clients,
+        refresh_tokens: args.refresh_tokens,
+        access_token_ttl: std::time::Duration::from_secs_f64(args.access_token_ttl),
+    };
+    let first_location = config.locations[0].clone();
+    let running = emulator::start(config).await.map_err(|e| e.to_string())?;
+    println!(
+        "mediafs emulator: serving the HighLevel Media API at {}",
+        running.base_url
+    );
+    println!(
+        "  list the root: curl -H 'Authorization: Bearer <token>' -H 'Version: 2021-07-28' \
+         '{}/medias/files?altType=location&altId={first_location}&type=folder'",
+        running.base_url
+    );
+    tokio::select! {
+        result = running.wait() => result.map_err(|e| format!("emulator stopped: {e}")),
+        _ = super::stop_requested() => {
+            log::info!("emulator: stopping");
+            Ok(())
+        }
+    }
+}

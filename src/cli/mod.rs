@@ -1,0 +1,73 @@
+//! The command line: `mediafs mount`, `mediafs demo` and `mediafs emulator`.
+
+mod emulator;
+mod mount;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "mediafs",
+    version,
+    about = "Mount a HighLevel location's media library as a directory"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an emulator of the HighLevel Media Storage API (for demos, tests and benchmarks).
+    Emulator(emulator::EmulatorArgs),
+    /// Mount a location's media library on a directory, in the foreground.
+    Mount(mount::MountArgs),
+    /// Start the emulator with a demo library and mount it: try mediafs with no account.
+    Demo(mount::DemoArgs),
+    /// List the write-back uploads still pending or failed.
+    Status(mount::StatusArgs),
+}
+
+/// Parses the command line, runs the command, and turns its outcome into an exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
+        .format_timestamp_millis()
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mediafs: cannot start: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match cli.command {
+        Command::Emulator(args) => runtime.block_on(emulator::run(args)),
+        Command::Mount(args) => runtime.block_on(mount::run_mount(args)),
+        Command::Demo(args) => runtime.block_on(mount::run_demo(args)),
+        Command::Status(args) => mount::run_status(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            log::error!("{message}");
+            eprintln!("mediafs: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
+pub(crate) async fn stop_requested() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("can listen for SIGTERM");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

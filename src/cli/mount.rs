@@ -1,0 +1,391 @@
+//! `mediafs mount` and `mediafs demo`: check the token and location, mount in
+//! the foreground, and unmount cleanly on Ctrl-C, SIGTERM or `fusermount3 -u`
+//! once the uploads in flight are done.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use fuser::{Config, MountOption, SessionACL};
+use tokio_util::task::TaskTracker;
+
+use crate::api::client::DEFAULT_BASE_URL;
+use crate::api::token::OAuthConfig;
+use crate::api::{ApiError, ClientConfig, DeleteStatus, MediaClient, Secret, TokenSource};
+use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
+use crate::fs::{FsConfig, MediaFs, Stale};
+use crate::fuse::FuseAdapter;
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum DeleteMode {
+    /// Move removed files and folders to the library's trash (restorable in the web app).
+    Trash,
+    /// Delete them for good.
+    Delete,
+}
+
+/// Options shared by `mount` and `demo`.
+#[derive(Debug, Args)]
+pub struct MountOptions {
+    /// Refuse every change with EROFS.
+    #[arg(long)]
+    read_only: bool,
+    /// A mount option passed through (allow_other, ro, ...); repeatable, or comma-separated.
+    #[arg(short = 'o', value_name = "OPTION")]
+    options: Vec<String>,
+    /// Where staging files, cached content and set times are kept
+    /// [default: ~/.cache/mediafs/LOCATION].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Seconds a listing is trusted before the service is asked again; changes
+    /// made elsewhere show within this time.
+    #[arg(long, default_value_t = 5.0)]
+    metadata_ttl: f64,
+    /// What unlink and rmdir do on the server.
+    #[arg(long, value_enum, default_value = "trash")]
+    delete_mode: DeleteMode,
+    /// Upload .DS_Store, Thumbs.db and the like instead of keeping them in memory.
+    #[arg(long)]
+    upload_junk: bool,
+    /// API requests allowed per 10 seconds (the service allows 100 per
+    /// location; trial accounts 25); 0 turns the client's own limit off.
+    #[arg(long, default_value_t = 100)]
+    rate_limit: usize,
+    /// Return from close once the file is safely in the local spool, and
+    /// upload in the background; `mediafs status` lists what is pending or failed.
+    #[arg(long)]
+    write_back: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing empty directory to mount on.
+    mountpoint: PathBuf,
+    /// The location (sub-account) whose media library to mount.
+    #[arg(long)]
+    location: String,
+    /// The API's base URL.
+    #[arg(long, default_value = DEFAULT_BASE_URL)]
+    base_url: String,
+    /// A file holding the token (Private Integration or OAuth access token);
+    /// otherwise the MEDIAFS_TOKEN environment variable. Never on the command line.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// OAuth: the app's client id; with --refresh-token-file, access tokens
+    /// are refreshed when they expire.
+    #[arg(long, requires = "refresh_token_file")]
+    oauth_client_id: Option<String>,
+    /// OAuth: the app's client secret (or MEDIAFS_OAUTH_CLIENT_SECRET).
+    #[arg(long, env = "MEDIAFS_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    oauth_client_secret: Option<String>,
+    /// OAuth: a file holding the refresh token; it is replaced, atomically,
+    /// by the new refresh token each refresh returns.
+    #[arg(long, requires = "oauth_client_id")]
+    refresh_token_file: Option<PathBuf>,
+    #[command(flatten)]
+    mount: MountOptions,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Where to mount the demo library (made if missing).
+    mountpoint: PathBuf,
+    /// Where the emulator keeps the demo library [default: a fresh temp dir].
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    mount: MountOptions,
+}
+
+/// The access token from --token-file or MEDIAFS_TOKEN, if either is given.
+fn given_token(token_file: Option<&Path>) -> Result<Option<Secret>, String> {
+    if let Some(path) = token_file {
+        return TokenSource::read_secret_file(path)
+            .map(Some)
+            .map_err(|e| format!("cannot read the token file {}: {e}", path.display()));
+    }
+    Ok(std::env::var("MEDIAFS_TOKEN")
+        .ok()
+        .filter(|t| !t.trim().is_empty())
+        .map(|t| Secret::new(t.trim())))
+}
+
+fn token_source(args: &MountArgs) -> Result<TokenSource, String> {
+    let given = given_token(args.token_file.as_deref())?;
+    match (&args.oauth_client_id, &args.refresh_token_file) {
+        (Some(client_id), Some(refresh_token_file)) => {
+            let secret = args
+                .oauth_client_secret
+                .clone()
+                .ok_or("--oauth-client-id needs the client secret: --oauth-client-secret or MEDIAFS_OAUTH_CLIENT_SECRET")?;
+            let oauth = OAuthConfig {
+                token_url: format!("{}/oauth/token", args.base_url.trim_end_matches('/')),
+                client_id: client_id.clone(),
+                client_secret: Secret::new(secret),
+                refresh_token_file: refresh_token_file.clone(),
+            };
+            Ok(TokenSource::oauth(oauth, given))
+        }
+        _ => given
+            .map(TokenSource::fixed)
+            .ok_or_else(|| "no token: give --token-file FILE, or set MEDIAFS_TOKEN".into()),
+    }
+}
+
+fn default_cache_dir(location: &str) -> PathBuf {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(std::env::temp_dir);
+    base.join("mediafs").join(location)
+}
+
+/// Explains a failed access check in words that say what to do.
+fn access_problem(e: &ApiError, location: &str, base_url: &str) -> String {
+    match e {
+        ApiError::Unauthorized { message } => format!(
+            "the service refused access to location {location}: {message}. Check that the token is valid and \
+             not expired, and that it was issued for this location (with the medias.readonly and medias.write scopes)"
+        ),
+        ApiError::NotFound { message } => format!("location {location} was not found: {message}"),
+        ApiError::Network { message } => format!("cannot reach the service at {base_url}: {message}"),
+        other => format!("cannot check access to location {location}: {other}"),
+    }
+}
+
+fn fuse_config(opts: &MountOptions, location: &str) -> Config {
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName(format!("mediafs:{location}")),
+        MountOption::Subtype("mediafs".into()),
+    ];
+    if opts.read_only {
+        config.mount_options.push(MountOption::RO);
+    }
+    for option in opts
+        .options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+    {
+        match option {
+            "allow_other" => {
+                config.acl = SessionACL::All;
+                // Others may reach the mount: let the kernel check permissions.
+                config.mount_options.push(MountOption::DefaultPermissions);
+            }
+            "allow_root" => config.acl = SessionACL::RootAndOwner,
+            "ro" => config.mount_options.push(MountOption::RO),
+            "default_permissions" => config.mount_options.push(MountOption::DefaultPermissions),
+            other => config
+                .mount_options
+                .push(MountOption::CUSTOM(other.to_owned())),
+        }
+    }
+    config
+}
+
+pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+    let token = token_source(&args)?;
+    mount_location(
+        &args.base_url,
+        &args.location,
+        token,
+        &args.mountpoint,
+        &args.mount,
+    )
+    .await
+}
+
+pub async fn run_demo(args: DemoArgs) -> Result<(), String> {
+    let temp_data;
+    let data_dir = match args.data_dir {
+        Some(d) => d,
+        None => {
+            temp_data = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+            temp_data.path().to_path_buf()
+        }
+    };
+    let (token, location) = ("demo-token", "demo-location");
+    let emulator = emulator::start(EmulatorConfig {
+        listen: "127.0.0.1:0".parse().expect("a valid address"),
+        data_dir,
+        tokens: vec![TokenGrant {
+            token: token.into(),
+            location: None,
+        }],
+        locations: vec![location.into()],
+        seed_demo: true,
+        public_url: None,
+        oauth_clients: Vec::new(),
+        refresh_tokens: Vec::new(),
+        access_token_ttl: std::time::Duration::from_secs(86399),
+        faults: Faults::default(),
+    })
+    .await
+    .map_err(|e| format!("cannot start the emulator: {e}"))?;
+    std::fs::create_dir_all(&args.mountpoint).map_err(|e| {
+        format!(
+            "cannot make the mountpoint {}: {e}",
+            args.mountpoint.display()
+        )
+    })?;
+    println!(
+        "mediafs demo: emulator with the demo library at {}",
+        emulator.base_url
+    );
+    let mut opts = args.mount;
+    let demo_cache;
+    if opts.cache_dir.is_none() {
+        demo_cache = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        opts.cache_dir = Some(demo_cache.path().to_path_buf());
+    }
+    let result = mount_location(
+        &emulator.base_url,
+        location,
+        TokenSource::fixed(Secret::new(token)),
+        &args.mountpoint,
+        &opts,
+    )
+    .await;
+    emulator.stop().await;
+    result
+}
+
+async fn mount_location(
+    base_url: &str,
+    location: &str,
+    token: TokenSource,
+    mountpoint: &Path,
+    opts: &MountOptions,
+) -> Result<(), String> {
+    if !opts.metadata_ttl.is_finite() || opts.metadata_ttl < 0.0 {
+        return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
+    }
+    let mut client_config = ClientConfig::new(base_url, location);
+    client_config.rate_limit =
+        (opts.rate_limit > 0).then_some((opts.rate_limit, Duration::from_secs(10)));
+    let client = MediaClient::new(client_config, token).map_err(|e| e.to_string())?;
+    client
+        .verify_access()
+        .await
+        .map_err(|e| access_problem(&e, location, base_url))?;
+
+    let mut config = FsConfig::new(
+        opts.cache_dir
+            .clone()
+            .unwrap_or_else(|| default_cache_dir(location)),
+    );
+    config.metadata_ttl = Duration::from_secs_f64(opts.metadata_ttl);
+    config.read_only = opts.read_only
+        || opts
+            .options
+            .iter()
+            .flat_map(|o| o.split(','))
+            .any(|o| o.trim() == "ro");
+    config.delete_mode = match opts.delete_mode {
+        DeleteMode::Trash => DeleteStatus::Trashed,
+        DeleteMode::Delete => DeleteStatus::Deleted,
+    };
+    config.filter_junk = !opts.upload_junk;
+    config.write_back = opts.write_back;
+    let cache_dir = config.cache_dir.clone();
+    let fs = MediaFs::new(Arc::new(client), config)
+        .map_err(|e| format!("cannot prepare the cache dir {}: {e}", cache_dir.display()))?;
+    let fs = Arc::new(fs);
+    let uploads = tokio::spawn(fs.clone().run_uploads());
+    let tasks = TaskTracker::new();
+    let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current(), tasks.clone());
+    let fuse_config = fuse_config(opts, location);
+    let mp = mountpoint.to_path_buf();
+    let mut session =
+        tokio::task::spawn_blocking(move || fuser::Session::new(adapter, &mp, &fuse_config))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()))?;
+    let mut unmounter = session.unmount_callable();
+    let notifier = session.notifier();
+    fs.on_stale(move |stale| {
+        // Off the request's thread: the kernel may hold the folder's lock
+        // until the request that got here is answered.
+        let notifier = notifier.clone();
+        tokio::task::spawn_blocking(move || match stale {
+            Stale::Entry { parent, name } => {
+                notifier.inval_entry(fuser::INodeNo(parent), name.as_ref())
+            }
+            // A negative offset drops the attributes only.
+            Stale::Attributes(ino) => notifier.inval_inode(fuser::INodeNo(ino), -1, 0),
+        });
+    });
+    println!(
+        "mediafs: location {location} mounted at {}; Ctrl-C or `fusermount3 -u {}` unmounts",
+        mountpoint.display(),
+        mountpoint.display()
+    );
+    let mut running = tokio::task::spawn_blocking(move || session.run());
+    let ended = tokio::select! {
+        ended = &mut running => ended,
+        _ = super::stop_requested() => {
+            log::info!("unmounting {}", mountpoint.display());
+            if let Err(e) = unmounter.unmount() {
+                log::error!("cannot unmount {}: {e}; close what uses it, then run fusermount3 -u", mountpoint.display());
+            }
+            running.await
+        }
+    };
+    tasks.close();
+    if !tasks.is_empty() {
+        log::info!(
+            "waiting for {} requests in flight (uploads finish first)",
+            tasks.len()
+        );
+    }
+    tasks.wait().await;
+    fs.drain_uploads().await;
+    uploads.abort();
+    match ended {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("the mount ended with an error: {e}")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// The mount's cache dir [default: ~/.cache/mediafs/LOCATION].
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// The location, to find its default cache dir.
+    #[arg(long, required_unless_present = "cache_dir")]
+    location: Option<String>,
+}
+
+/// `mediafs status`: the write-back uploads still pending or failed.
+pub fn run_status(args: StatusArgs) -> Result<(), String> {
+    let dir = args
+        .cache_dir
+        .unwrap_or_else(|| default_cache_dir(args.location.as_deref().unwrap_or_default()));
+    let records = crate::fs::spool_status(&dir)
+        .map_err(|e| format!("cannot read the spool in {}: {e}", dir.display()))?;
+    let failed = records.iter().filter(|(_, r)| r.failed.is_some()).count();
+    println!(
+        "{} uploads pending, {failed} failed, in {}",
+        records.len() - failed,
+        dir.join("spool").display()
+    );
+    for (id, r) in &records {
+        let state = match &r.failed {
+            Some(why) => format!("FAILED: {why}"),
+            None => "pending".into(),
+        };
+        println!(
+            "  {} ({} bytes, spooled {}) {state}  [{id}]",
+            r.name,
+            r.size,
+            r.spooled_at.to_rfc3339()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! What stands in front of the emulator's routes, as in front of the real
+//! service: request counting, latency, the User-Agent and token checks, the
+//! per-token rate limit with its headers, and injected failures.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use axum::body::Body;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde_json::json;
+
+use super::routes::error_response;
+use super::{Faults, SharedState, TokenGrant, DAILY_LIMIT, RATE_WINDOW};
+use crate::rate_window::SlidingWindow;
+
+/// Request counts, for tests and benchmarks that count API calls.
+#[derive(Debug, Default)]
+pub struct Stats {
+    api_requests: AtomicU64,
+    download_requests: AtomicU64,
+    by_route: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Stats {
+    fn count_api(&self, route: String) {
+        self.api_requests.fetch_add(1, Ordering::Relaxed);
+        *self.by_route.lock().unwrap().entry(route).or_default() += 1;
+    }
+}
+
+pub async fn stats(State(state): State<SharedState>) -> Json<serde_json::Value> {
+    let s = &state.stats;
+    Json(json!({
+        "api_requests": s.api_requests.load(Ordering::Relaxed),
+        "download_requests": s.download_requests.load(Ordering::Relaxed),
+        "by_route": *s.by_route.lock().unwrap(),
+    }))
+}
+
+pub async fn reset_stats(State(state): State<SharedState>) -> StatusCode {
+    state.stats.api_requests.store(0, Ordering::Relaxed);
+    state.stats.download_requests.store(0, Ordering::Relaxed);
+    state.stats.by_route.lock().unwrap().clear();
+    StatusCode::NO_CONTENT
+}
+
+pub async fn get_faults(State(state): State<SharedState>) -> Json<Faults> {
+    Json(state.faults.read().unwrap().clone())
+}
+
+/// Replaces the fault settings; fields left out take their defaults.
+pub async fn set_faults(
+    State(state): State<SharedState>,
+    Json(faults): Json<Faults>,
+) -> Json<Faults> {
+    state.throttle.set_rate(faults.bandwidth);
+    *state.faults.write().unwrap() = faults.clone();
+    Json(faults)
+}
+
+/// The caller a request's token identifies, for handlers to check `altId` against.
+#[derive(Debug, Clone)]
+pub struct Caller(pub TokenGrant);
+
+/// How an injected failure strikes.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Failure {
+    Status500,
+    Drop,
+}
+
+/// Rolls the dice for a request to `route`: `None`, or a failure and
+/// whether it strikes after the work.
+fn roll_failure(faults: &Faults, route: &str) -> Option<(Failure, bool)> {
+    if faults.fail_rate <= 0.0 || rand::random::<f64>() >= faults.fail_rate {
+        return None;
+    }
+    if !faults.fail_routes.is_empty() && !faults.fail_routes.iter().any(|r| r == route) {
+        return None;
+    }
+    let kind = if rand::random::<bool>() {
+        Failure::Status500
+    } else {
+        Failure::Drop
+    };
+    Some((kind, rand::random::<f64>() < faults.fail_after_share))
+}
+
+fn failure_response(kind: Failure) -> Response {
+    match kind {
+        Failure::Status500 => {
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+        }
+        Failure::Drop => dropped_connection(),
+    }
+}
+
+/// A response whose body fails at once: the server closes the connection
+/// before a whole answer is out, as a crash or a reset would.
+fn dropped_connection() -> Response {
+    let body = Body::from_stream(futures::stream::once(async {
+        Err::<bytes::Bytes, _>(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            "injected drop",
+        ))
+    }));
+    Response::builder()
+        .status(StatusCode::OK)
+        .header("content-length", "1024")
+        .body(body)
+        .expect("a static response builds")
+}
+
+async fn add_latency(state: &SharedState) {
+    let ms = state.faults.read().unwrap().latency_ms;
+    if ms > 0 {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+}
+
+/// Who a token speaks for: a configured token, or one `/oauth/token` issued
+/// and not yet expired; otherwise the message of the 401.
+fn caller_of(state: &SharedState, token: Option<&str>) -> Result<TokenGrant, &'static str> {
+    let invalid = "Invalid token: access token is invalid";
+    let token = token.ok_or(invalid)?;
+    if state.revoked.lock().unwrap().contains(token) {
+        return Err(invalid);
+    }
+    if let Some(g) = state.grants.iter().find(|g| g.token == token) {
+        return Ok(g.clone());
+    }
+    match state.issued.lock().unwrap().get(token) {
+        Some(issued) if issued.expires > Instant::now() => Ok(TokenGrant {
+            token: token.to_owned(),
+            location: Some(issued.location.clone()),
+        }),
+        Some(_) => Err("Invalid JWT: access token has expired"),
+        None => Err(invalid),
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let value = headers.get("authorization")?.to_str().ok()?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))?;
+    Some(token.trim())
+}
+
+pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
+    let route = format!("{} {}", req.method(), route);
+    state.stats.count_api(route.clone());
+    add_latency(&state).await;
+
+    let headers = req.headers();
+    if headers.get("user-agent").is_none_or(|v| v.is_empty()) {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            "Forbidden: a User-Agent header is required",
+        );
+    }
+    let grant = match caller_of(&state, bearer(headers)) {
+        Ok(g) => g,
+        Err(message) => return error_response(StatusCode::UNAUTHORIZED, message),
+    };
+    if headers.get("version").is_none() {
+        return error_response(StatusCode::BAD_REQUEST, "Version header was not found");
+    }
+
+    let (limit, failure) = {
+        let f = state.faults.read().unwrap();
+        (f.rate_limit, roll_failure(&f, &route))
+    };
+    let limit_headers = match check_rate(&state, &grant.token, limit) {
+        Ok(h) => h,
+        Err(h) => {
+            let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
+            resp.headers_mut().extend(h);
+            return resp;
+        }
+    };
+    req.extensions_mut().insert(Caller(grant));
+
+    let mut resp = match failure {
+        Some((kind, false)) => {
+            log::debug!("emulator: injecting {kind:?} before handling {route}");
+            failure_response(kind)
+        }
+        Some((kind, true)) => {
+            let done = next.run(req).await;
+            log::debug!(
+                "emulator: injecting {kind:?} after handling {route} ({})",
+                done.status()
+            );
+            failure_response(kind)
+        }
+        None => next.run(req).await,
+    };
+    resp.headers_mut().extend(limit_headers);
+    resp
+}
+
+/// Counts a request against the token's window; the `X-RateLimit-*` headers
+/// to send, or (as the error) those of a 429.
+fn check_rate(state: &SharedState, token: &str, limit: u32) -> Result<HeaderMap, HeaderMap> {
+    let daily_remaining = {
+        let mut used = state.daily_used.lock().unwrap();
+        let n = used.entry(token.to_owned()).or_default();
+        *n += 1;
+        DAILY_LIMIT.saturating_sub(*n)
+    };
+    let mut headers = HeaderMap::new();
+    let mut set = |name: &'static str, value: u64| {
+        headers.insert(name, HeaderValue::from(value));
+    };
+    set("x-ratelimit-limit-daily", DAILY_LIMIT);
+    set("x-ratelimit-daily-remaining", daily_remaining);
+    set(
+        "x-ratelimit-interval-milliseconds",
+        RATE_WINDOW.as_millis() as u64,
+    );
+    if limit == 0 {
+        return Ok(headers);
+    }
+    let verdict = {
+        let mut windows = state.windows.lock().unwrap();
+        let window = windows
+            .entry(token.to_owned())
+            .or_insert_with(|| SlidingWindow::new(limit as usize, RATE_WINDOW));
+        if window.max() != limit as usize {
+            *window = SlidingWindow::new(limit as usize, RATE_WINDOW);
+        }
+        window.try_acquire(Instant::now())
+    };
+    set("x-ratelimit-max", limit as u64);
+    match verdict {
+        Ok(remaining) => {
+            set("x-ratelimit-remaining", remaining as u64);
+            Ok(headers)
+        }
+        Err(_) => {
+            set("x-ratelimit-remaining", 0);
+            Err(headers)
+        }
+    }
+}
+
+/// In front of the public file URLs: counting, latency and failures (a 500,
+/// or a connection dropped before or partway through the bytes).
+pub async fn download_gate(State(state): State<SharedState>, req: Request, next: Next) -> Response {
+    state
+        .stats
+        .download_requests
+        .fetch_add(1, Ordering::Relaxed);
+    add_latency(&state).await;
+    let failure = roll_failure(&state.faults.read().unwrap(), "GET /msgsndr");
+    match failure {
+        None => next.run(req).await,
+        Some((kind, false)) => failure_response(kind),
+        Some((_, true)) => cut_short(next.run(req).await),
+    }
+}
+
+/// Lets the head and part of the body through, then breaks the connection.
+fn cut_short(resp: Response) -> Response {
+    use futures::StreamExt;
+    let (parts, body) = resp.into_parts();
+    let stream = body
+        .into_data_stream()
+        .take(1)
+        .chain(futures::stream::once(async {
+            Err(axum::Error::new(std::io::Error::new(
+                std::io::ErrorKind::ConnectionReset,
+                "injected drop",
+            )))
+        }));
+    Response::from_parts(parts, Body::from_stream(stream)).into_response()
+}

@@ -1,0 +1,302 @@
+//! An emulator of the HighLevel Media Storage API, quirks and limits
+//! included, so that the demo, the tests and the benchmarks need no account.
+//! API routes live in [`routes`], the public file URLs in [`files`], and what
+//! stands in front of both (auth, rate limit, faults, stats) in [`gate`].
+
+mod files;
+mod gate;
+mod oauth;
+mod routes;
+mod seed;
+pub mod store;
+mod throttle;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, RwLock};
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post, put};
+use axum::serve::ListenerExt;
+use axum::Router;
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::rate_window::SlidingWindow;
+use gate::Stats;
+use store::Store;
+use throttle::Throttle;
+
+/// A token the emulator accepts, for one location or for all of them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub token: String,
+    /// `None`: the token reaches every configured location.
+    pub location: Option<String>,
+}
+
+impl std::str::FromStr for TokenGrant {
+    type Err = String;
+
+    /// `TOKEN` grants every location; `TOKEN:LOCATION` ties it to one.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (token, location) = match s.split_once(':') {
+            Some((t, l)) => (t, Some(l.to_owned())),
+            None => (s, None),
+        };
+        if token.is_empty() || location.as_deref() == Some("") {
+            return Err("expected TOKEN or TOKEN:LOCATION".into());
+        }
+        Ok(TokenGrant {
+            token: token.to_owned(),
+            location,
+        })
+    }
+}
+
+/// Failures and limits the emulator imposes; changeable while it runs
+/// through `POST /_emulator/faults`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Faults {
+    /// Added to every request, API or download.
+    pub latency_ms: u64,
+    /// Fraction of requests (0 to 1) that fail: a 500 or a dropped
+    /// connection, some of them after the server has done the work.
+    pub fail_rate: f64,
+    /// Share (0 to 1) of the failures that strike after the work is done.
+    pub fail_after_share: f64,
+    /// Routes failures strike, as `"POST /medias/upload-file"`; empty: all.
+    pub fail_routes: Vec<String>,
+    /// API requests allowed per token per 10 s (429 past it); 0 turns it off.
+    pub rate_limit: u32,
+    /// Cap on upload and download bytes per second, all transfers together.
+    pub bandwidth: Option<u64>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            latency_ms: 0,
+            fail_rate: 0.0,
+            fail_after_share: 0.5,
+            fail_routes: Vec::new(),
+            rate_limit: 100,
+            bandwidth: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EmulatorConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub tokens: Vec<TokenGrant>,
+    pub locations: Vec<String>,
+    /// Fill each empty location with a small demo library.
+    pub seed_demo: bool,
+    /// Base of the public file URLs; by default `http://` and the listening address.
+    pub public_url: Option<String>,
+    pub faults: Faults,
+    /// OAuth apps (client id, client secret) that may refresh tokens.
+    pub oauth_clients: Vec<(String, String)>,
+    /// Refresh tokens valid at start, each for one location.
+    pub refresh_tokens: Vec<(String, String)>,
+    /// Lifetime of the access tokens `/oauth/token` issues.
+    pub access_token_ttl: std::time::Duration,
+}
+
+/// The daily quota the service announces in `X-RateLimit-Limit-Daily`.
+const DAILY_LIMIT: u64 = 200_000;
+/// The window of the per-10-second limit.
+const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
+
+#[derive(Debug)]
+struct AppState {
+    store: Store,
+    grants: Vec<TokenGrant>,
+    locations: Vec<String>,
+    public_base: String,
+    faults: RwLock<Faults>,
+    windows: Mutex<HashMap<String, SlidingWindow>>,
+    daily_used: Mutex<HashMap<String, u64>>,
+    stats: Stats,
+    throttle: Throttle,
+    oauth_clients: Vec<(String, String)>,
+    refresh_tokens: Mutex<HashMap<String, String>>,
+    issued: Mutex<HashMap<String, oauth::Issued>>,
+    revoked: Mutex<std::collections::HashSet<String>>,
+    access_token_ttl: std::time::Duration,
+    /// Fetches `fileUrl` for hosted uploads.
+    http: reqwest::Client,
+}
+
+type SharedState = Arc<AppState>;
+
+/// A running emulator; dropping it does not stop it, [`RunningEmulator::stop`] does.
+#[derive(Debug)]
+pub struct RunningEmulator {
+    pub addr: SocketAddr,
+    /// The API base URL to give clients.
+    pub base_url: String,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl RunningEmulator {
+    /// Stops accepting requests and waits for the server to end.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let _ = self.task.await;
+    }
+
+    /// Serves until the server fails or is stopped.
+    pub async fn wait(self) -> std::io::Result<()> {
+        self.task.await.map_err(std::io::Error::other)?
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmulatorError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("cannot open the data dir: {0}")]
+    Store(#[from] store::StoreError),
+    #[error("cannot seed the demo library: {0}")]
+    Seed(String),
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Starts the emulator on `config.listen` (port 0 picks a free one).
+pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+    if (config.tokens.is_empty() && config.refresh_tokens.is_empty()) || config.locations.is_empty()
+    {
+        return Err(EmulatorError::Config(
+            "give at least one --location, and a --token or a --refresh-token".into(),
+        ));
+    }
+    for grant in &config.tokens {
+        if let Some(loc) = &grant.location {
+            if !config.locations.contains(loc) {
+                return Err(EmulatorError::Config(format!(
+                    "a token is tied to location {loc}, which is not among the --location values"
+                )));
+            }
+        }
+    }
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| EmulatorError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let addr = listener
+        .local_addr()
+        .map_err(|source| EmulatorError::Listen {
+            addr: config.listen,
+            source,
+        })?;
+    let host = if addr.ip().is_unspecified() {
+        SocketAddr::new([127, 0, 0, 1].into(), addr.port())
+    } else {
+        addr
+    };
+    let base_url = format!("http://{host}");
+    let store = Store::open(&config.data_dir)?;
+    if config.seed_demo {
+        for location in &config.locations {
+            seed::seed_demo(&store, location)
+                .await
+                .map_err(|e| EmulatorError::Seed(e.to_string()))?;
+        }
+    }
+    let state = Arc::new(AppState {
+        store,
+        grants: config.tokens,
+        locations: config.locations,
+        public_base: config
+            .public_url
+            .map(|u| u.trim_end_matches('/').to_owned())
+            .unwrap_or_else(|| base_url.clone()),
+        throttle: Throttle::new(config.faults.bandwidth),
+        faults: RwLock::new(config.faults),
+        windows: Mutex::new(HashMap::new()),
+        daily_used: Mutex::new(HashMap::new()),
+        stats: Stats::default(),
+        oauth_clients: config.oauth_clients,
+        refresh_tokens: Mutex::new(config.refresh_tokens.into_iter().collect()),
+        issued: Mutex::new(HashMap::new()),
+        revoked: Mutex::new(Default::default()),
+        access_token_ttl: config.access_token_ttl,
+        // Hosted uploads fetch a URL a caller gave: follow no redirect it may lead to.
+        http: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|e| EmulatorError::Config(e.to_string()))?,
+    });
+    let app = router(state);
+    let (tx, rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        // Bodies stream after their headers: without TCP_NODELAY, Nagle and
+        // the client's delayed ACK stall each answer on a reused connection by 40 ms.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+            })
+            .await
+    });
+    log::info!("emulator listening on {base_url}");
+    Ok(RunningEmulator {
+        addr,
+        base_url,
+        shutdown: Some(tx),
+        task,
+    })
+}
+
+fn router(state: SharedState) -> Router {
+    let api = Router::new()
+        .route("/medias/files", get(routes::list_files))
+        .route("/medias/upload-file", post(routes::upload_file))
+        .route("/medias/folder", post(routes::create_folder))
+        .route("/medias/update-files", put(routes::update_many))
+        .route("/medias/delete-files", put(routes::delete_many))
+        .route(
+            "/medias/{id}",
+            post(routes::update_one).delete(routes::delete_one),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::api_gate,
+        ))
+        // Uploads are streamed to disk and size-checked there.
+        .layer(DefaultBodyLimit::disable());
+    let storage = Router::new()
+        .route("/msgsndr/{location}/media/{file}", get(files::serve))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            gate::download_gate,
+        ));
+    let control = Router::new()
+        .route(
+            "/_emulator/stats",
+            get(gate::stats).delete(gate::reset_stats),
+        )
+        .route(
+            "/_emulator/faults",
+            get(gate::get_faults).post(gate::set_faults),
+        )
+        .route("/_emulator/revoke", post(oauth::revoke))
+        .route("/oauth/token", post(oauth::token));
+    api.merge(storage).merge(control).with_state(state)
+}

@@ -1,0 +1,642 @@
+//! The seven API endpoints, answering with the statuses and JSON shapes the
+//! real service gives (see `shared/api/HIGHLEVEL-MEDIA.md`).
+// A ready answer is the natural error of a handler's steps; boxing it buys nothing.
+#![allow(clippy::result_large_err)]
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{Multipart, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::{SecondsFormat, Utc};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+
+use super::gate::Caller;
+use super::store::{self, Kind, Listing, Object, SortColumn, Status};
+use super::SharedState;
+use crate::api::limits::{is_refused_type, max_upload_bytes};
+
+/// Longest object name the emulator accepts (the service's own limit is not
+/// documented; this one is generous, and names past it get a 422).
+pub const MAX_NAME_CHARS: usize = 1024;
+/// Page size when a listing gives no `limit`.
+const DEFAULT_LIMIT: u64 = 20;
+
+fn trace_id() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// An error in the service's shape: `{"statusCode", "message", "traceId"}`,
+/// with `"error": "Unauthorized"` on a 401.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    let mut body =
+        json!({"statusCode": status.as_u16(), "message": message, "traceId": trace_id()});
+    if status == StatusCode::UNAUTHORIZED {
+        body["error"] = json!("Unauthorized");
+    }
+    (status, Json(body)).into_response()
+}
+
+/// A validation failure: 422 with `message` as an array of strings.
+fn invalid(messages: &[&str]) -> Response {
+    let body = json!({"statusCode": 422, "message": messages, "error": "Unprocessable Entity", "traceId": trace_id()});
+    (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
+}
+
+fn internal(e: impl std::fmt::Display) -> Response {
+    log::error!("emulator: {e}");
+    error_response(StatusCode::INTERNAL_SERVER_ERROR, "Internal server error")
+}
+
+fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "File or folder not found")
+}
+
+/// A JSON body and the location it may act on.
+fn json_and_location(
+    state: &SharedState,
+    caller: &Caller,
+    body: &Bytes,
+) -> Result<(Value, String), Response> {
+    let body = parse_body(body)?;
+    let location = location_for(
+        state,
+        caller,
+        body["altType"].as_str(),
+        body["altId"].as_str(),
+    )?;
+    Ok((body, location))
+}
+
+fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("Unexpected token in JSON: {e}"),
+        )
+    })
+}
+
+/// The location a request may act on: its `altType`/`altId`, checked against the token.
+fn location_for(
+    state: &SharedState,
+    caller: &Caller,
+    alt_type: Option<&str>,
+    alt_id: Option<&str>,
+) -> Result<String, Response> {
+    let mut problems = Vec::new();
+    if alt_type != Some("location") {
+        problems.push("altType must be one of the following values: location");
+    }
+    if alt_id.is_none_or(str::is_empty) {
+        problems.push("altId should not be empty");
+    }
+    if !problems.is_empty() {
+        return Err(invalid(&problems));
+    }
+    let alt_id = alt_id.unwrap_or_default();
+    if let Some(granted) = &caller.0.location {
+        if granted != alt_id {
+            return Err(error_response(
+                StatusCode::UNAUTHORIZED,
+                &format!(
+                    "Your token grants access to location {granted} but you're requesting {alt_id}"
+                ),
+            ));
+        }
+    }
+    if !state.locations.iter().any(|l| l == alt_id) {
+        return Err(error_response(
+            StatusCode::FORBIDDEN,
+            "The token does not have access to this location.",
+        ));
+    }
+    Ok(alt_id.to_owned())
+}
+
+fn timestamp(t: chrono::DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// An object as the service lists it, extra fields and all.
+fn object_json(o: &Object, public_base: &str) -> Value {
+    let mut v = json!({
+        "_id": o.id, "altId": o.location, "altType": "location", "name": o.name,
+        "type": o.kind.as_str(), "createdAt": timestamp(o.created_at),
+        "updatedAt": timestamp(o.updated_at), "__v": 0,
+    });
+    match o.kind {
+        Kind::Folder => {
+            // Folders at the root carry `parentId: null`; files there, none.
+            v["parentId"] = json!(o.parent_id);
+            v["isPrivate"] = json!(false);
+            v["deleted"] = json!(false);
+            v["category"] = json!("media");
+            v["appFolder"] = json!(false);
+        }
+        Kind::File => {
+            if let Some(p) = &o.parent_id {
+                v["parentId"] = json!(p);
+            }
+            let path = o.storage_path();
+            v["contentType"] = json!(o.content_type);
+            v["size"] = json!(o.size);
+            v["url"] = json!(format!("{public_base}/msgsndr/{path}"));
+            v["path"] = json!(path);
+        }
+    }
+    v
+}
+
+fn check_name(name: Option<&str>) -> Result<String, Response> {
+    match name.map(str::trim) {
+        None | Some("") => Err(invalid(&[
+            "name should not be empty",
+            "name must be a string",
+        ])),
+        Some(_) if name.unwrap_or_default().chars().count() > MAX_NAME_CHARS => Err(invalid(&[
+            "name must be shorter than or equal to 1024 characters",
+        ])),
+        Some(_) => Ok(name.unwrap_or_default().to_owned()),
+    }
+}
+
+/// `parentId` must name an active folder of the location; absent or empty is the root.
+async fn check_parent(
+    state: &SharedState,
+    location: &str,
+    parent: Option<&str>,
+) -> Result<Option<String>, Response> {
+    let Some(parent) = parent.filter(|p| !p.is_empty()) else {
+        return Ok(None);
+    };
+    match state.store.get(parent).await.map_err(internal)? {
+        Some(p)
+            if p.kind == Kind::Folder && p.status == Status::Active && p.location == location =>
+        {
+            Ok(Some(p.id))
+        }
+        _ => Err(error_response(
+            StatusCode::NOT_FOUND,
+            "Parent folder not found",
+        )),
+    }
+}
+
+// ---- GET /medias/files ----
+
+pub async fn list_files(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let location = match location_for(
+        &state,
+        &caller,
+        q.get("altType").map(String::as_str),
+        q.get("altId").map(String::as_str),
+    ) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    let kind = match q.get("type").map(String::as_str) {
+        None | Some("") => {
+            return invalid(&[
+                "type should not be empty",
+                "type must be one of the following values: file, folder",
+            ])
+        }
+        Some(t) => match Kind::parse(t) {
+            Some(k) => k,
+            None => return invalid(&["type must be one of the following values: file, folder"]),
+        },
+    };
+    let sort = match q.get("sortBy").map(String::as_str).unwrap_or("createdAt") {
+        "createdAt" => SortColumn::CreatedAt,
+        "updatedAt" => SortColumn::UpdatedAt,
+        "name" => SortColumn::Name,
+        _ => {
+            return invalid(&[
+                "sortBy must be one of the following values: createdAt, updatedAt, name",
+            ])
+        }
+    };
+    let descending = match q.get("sortOrder").map(String::as_str).unwrap_or("desc") {
+        "asc" => false,
+        "desc" => true,
+        _ => return invalid(&["sortOrder must be one of the following values: asc, desc"]),
+    };
+    let number = |key: &str| -> Result<Option<u64>, Response> {
+        match q.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid(&[&format!("{key} must be a number string")])),
+        }
+    };
+    let (offset, limit) = match (number("offset"), number("limit")) {
+        (Ok(o), Ok(l)) => (o.unwrap_or(0), l.unwrap_or(DEFAULT_LIMIT)),
+        (Err(r), _) | (_, Err(r)) => return r,
+    };
+    let fetch_all = q.get("fetchAll").is_some_and(|v| v == "true");
+    let listing = Listing {
+        location,
+        kind,
+        parent_id: q.get("parentId").filter(|p| !p.is_empty()).cloned(),
+        fetch_all,
+        query: q.get("query").filter(|p| !p.is_empty()).cloned(),
+        sort,
+        descending,
+        // `fetchAll` answers every object at once.
+        offset: if fetch_all { 0 } else { offset },
+        limit: if fetch_all { None } else { Some(limit) },
+    };
+    match state.store.list(listing).await {
+        Ok((objects, count)) => {
+            let files: Vec<Value> = objects
+                .iter()
+                .map(|o| object_json(o, &state.public_base))
+                .collect();
+            Json(json!({"files": files, "count": count, "traceId": trace_id()})).into_response()
+        }
+        Err(e) => internal(e),
+    }
+}
+
+// ---- POST /medias/upload-file ----
+
+/// A file part streamed to disk.
+struct Received {
+    path: std::path::PathBuf,
+    content_type: String,
+    file_name: Option<String>,
+    size: u64,
+}
+
+/// Removes an upload's temp file unless it was committed.
+struct Incoming(Option<std::path::PathBuf>);
+
+impl Drop for Incoming {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+fn too_large(content_type: &str) -> Response {
+    let limit_mb = max_upload_bytes(content_type) / (1024 * 1024);
+    error_response(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        &format!("File too large: the maximum allowed size is {limit_mb} MB"),
+    )
+}
+
+fn refused_type(content_type: &str) -> Response {
+    error_response(
+        StatusCode::BAD_REQUEST,
+        &format!("INVALID_FILE_TYPE: files of type {content_type} are not allowed"),
+    )
+}
+
+/// Streams bytes into a new incoming file, failing past the type's size limit.
+async fn receive<S, E>(
+    state: &SharedState,
+    mut chunks: S,
+    content_type: &str,
+    guard: &mut Incoming,
+) -> Result<u64, Response>
+where
+    S: futures::Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    use futures::StreamExt;
+    let path = state.store.incoming_path();
+    let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
+    guard.0 = Some(path);
+    let limit = max_upload_bytes(content_type);
+    let mut size = 0u64;
+    while let Some(chunk) = chunks.next().await {
+        let chunk = chunk.map_err(|e| {
+            error_response(StatusCode::BAD_REQUEST, &format!("Upload interrupted: {e}"))
+        })?;
+        state.throttle.take(chunk.len()).await;
+        size += chunk.len() as u64;
+        if size > limit {
+            return Err(too_large(content_type));
+        }
+        file.write_all(&chunk).await.map_err(internal)?;
+    }
+    file.flush().await.map_err(internal)?;
+    Ok(size)
+}
+
+pub async fn upload_file(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    mut form: Multipart,
+) -> Response {
+    let mut fields: HashMap<String, String> = HashMap::new();
+    let mut received: Option<Received> = None;
+    let mut guard = Incoming(None);
+    loop {
+        let field = match form.next_field().await {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("Malformed multipart body: {e}"),
+                )
+            }
+        };
+        let name = field.name().unwrap_or_default().to_owned();
+        if name == "file" {
+            let content_type = field
+                .content_type()
+                .unwrap_or("application/octet-stream")
+                .to_owned();
+            if is_refused_type(&content_type) {
+                return refused_type(&content_type);
+            }
+            let file_name = field.file_name().map(str::to_owned);
+            let size = match receive(&state, field, &content_type, &mut guard).await {
+                Ok(s) => s,
+                Err(r) => return r,
+            };
+            received = Some(Received {
+                path: guard.0.clone().expect("receive sets the path"),
+                content_type,
+                file_name,
+                size,
+            });
+        } else {
+            match field.text().await {
+                Ok(t) => {
+                    fields.insert(name, t);
+                }
+                Err(e) => {
+                    return error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("Malformed multipart body: {e}"),
+                    )
+                }
+            }
+        }
+    }
+    let field = |k: &str| fields.get(k).map(String::as_str);
+    let location = match location_for(&state, &caller, field("altType"), field("altId")) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    if field("hosted") == Some("true") {
+        let Some(url) = field("fileUrl").filter(|u| !u.is_empty()) else {
+            return invalid(&["fileUrl is required when hosted is true"]);
+        };
+        received = match fetch_hosted(&state, url, &mut guard).await {
+            Ok(r) => Some(r),
+            Err(r) => return r,
+        };
+    }
+    let Some(received) = received else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "File is required when hosted is not true",
+        );
+    };
+    let name = match check_name(field("name").or(received.file_name.as_deref())) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let parent_id = match check_parent(&state, &location, field("parentId")).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let id = store::new_object_id();
+    let ext = mime_guess::get_mime_extensions_str(&received.content_type)
+        .and_then(|exts| exts.first().map(|e| e.to_string()))
+        .or_else(|| name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()));
+    if let Err(e) = state.store.commit_blob(&received.path, &id) {
+        return internal(e);
+    }
+    guard.0 = None;
+    let object = Object {
+        id: id.clone(),
+        content_type: Some(received.content_type),
+        size: Some(received.size),
+        ext,
+        ..Object::new(&location, &name, Kind::File, parent_id)
+    };
+    let url = format!("{}/msgsndr/{}", state.public_base, object.storage_path());
+    if let Err(e) = state.store.insert(object).await {
+        state.store.remove_blobs(&[id]);
+        return internal(e);
+    }
+    Json(json!({"fileId": id, "url": url, "traceId": trace_id()})).into_response()
+}
+
+/// `hosted=true`: the service fetches `fileUrl` itself.
+async fn fetch_hosted(
+    state: &SharedState,
+    url: &str,
+    guard: &mut Incoming,
+) -> Result<Received, Response> {
+    let resp = state
+        .http
+        .get(url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| {
+            error_response(
+                StatusCode::BAD_REQUEST,
+                &format!("Could not fetch fileUrl: {e}"),
+            )
+        })?;
+    let content_type = resp
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
+        .unwrap_or_else(|| "application/octet-stream".into());
+    if is_refused_type(&content_type) {
+        return Err(refused_type(&content_type));
+    }
+    let file_name = url
+        .rsplit('/')
+        .next()
+        .map(|n| n.split('?').next().unwrap_or(n).to_owned());
+    let size = receive(state, resp.bytes_stream(), &content_type, guard).await?;
+    Ok(Received {
+        path: guard.0.clone().expect("receive sets the path"),
+        content_type,
+        file_name,
+        size,
+    })
+}
+
+// ---- POST /medias/folder ----
+
+pub async fn create_folder(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let (body, location) = match json_and_location(&state, &caller, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let name = match check_name(body["name"].as_str()) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let parent_id = match check_parent(&state, &location, body["parentId"].as_str()).await {
+        Ok(p) => p,
+        Err(r) => return r,
+    };
+    let folder = Object::new(&location, &name, Kind::Folder, parent_id);
+    let mut answer = object_json(&folder, &state.public_base);
+    if let Err(e) = state.store.insert(folder).await {
+        return internal(e);
+    }
+    answer["traceId"] = json!(trace_id());
+    (StatusCode::CREATED, Json(answer)).into_response()
+}
+
+// ---- renames ----
+
+/// The update calls rename only: a `parentId` (a move) is refused.
+fn refuse_move(item: &Value) -> Result<(), Response> {
+    if item.get("parentId").is_some() {
+        return Err(invalid(&["property parentId should not exist"]));
+    }
+    Ok(())
+}
+
+pub async fn update_one(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    let body = match parse_body(&body) {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let checked = location_for(
+        &state,
+        &caller,
+        body["altType"].as_str(),
+        body["altId"].as_str(),
+    )
+    .and_then(|l| refuse_move(&body).map(|_| l))
+    .and_then(|l| check_name(body["name"].as_str()).map(|n| (l, n)));
+    let (location, name) = match checked {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    match state.store.rename(&location, &id, &name).await {
+        Ok(true) => Json(json!({"updated": true, "traceId": trace_id()})).into_response(),
+        Ok(false) => not_found(),
+        Err(e) => internal(e),
+    }
+}
+
+pub async fn update_many(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let (body, location) = match json_and_location(&state, &caller, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let Some(items) = body["filesToBeUpdated"].as_array() else {
+        return invalid(&["filesToBeUpdated must be an array"]);
+    };
+    let mut renames = Vec::new();
+    for item in items {
+        let checked = refuse_move(item).and_then(|_| check_name(item["name"].as_str()));
+        match (checked, item["id"].as_str()) {
+            (Ok(name), Some(id)) => renames.push((id.to_owned(), name)),
+            (Err(r), _) => return r,
+            (_, None) => return invalid(&["filesToBeUpdated.id should not be empty"]),
+        }
+    }
+    let mut results = Vec::new();
+    for (id, name) in renames {
+        match state.store.rename(&location, &id, &name).await {
+            Ok(updated) => results.push(json!({"updated": updated, "id": id})),
+            Err(e) => return internal(e),
+        }
+    }
+    Json(Value::Array(results)).into_response()
+}
+
+// ---- deletes ----
+
+pub async fn delete_many(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    body: Bytes,
+) -> Response {
+    let (body, location) = match json_and_location(&state, &caller, &body) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let status = match body["status"].as_str() {
+        Some("trashed") => Status::Trashed,
+        Some("deleted") => Status::Deleted,
+        _ => return invalid(&["status must be one of the following values: deleted, trashed"]),
+    };
+    let Some(items) = body["filesToBeDeleted"].as_array() else {
+        return invalid(&["filesToBeDeleted must be an array"]);
+    };
+    let mut results = Vec::new();
+    for item in items {
+        let Some(id) = item["_id"].as_str() else {
+            return invalid(&["filesToBeDeleted._id should not be empty"]);
+        };
+        match state.store.set_status(&location, id, status).await {
+            Ok((existed, gone)) => {
+                state.store.remove_blobs(&gone);
+                results.push(json!({"deleted": existed, "id": id}));
+            }
+            Err(e) => return internal(e),
+        }
+    }
+    Json(Value::Array(results)).into_response()
+}
+
+pub async fn delete_one(
+    State(state): State<SharedState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Response {
+    let location = match location_for(
+        &state,
+        &caller,
+        q.get("altType").map(String::as_str),
+        q.get("altId").map(String::as_str),
+    ) {
+        Ok(l) => l,
+        Err(r) => return r,
+    };
+    match state
+        .store
+        .set_status(&location, &id, Status::Deleted)
+        .await
+    {
+        Ok((true, gone)) => {
+            state.store.remove_blobs(&gone);
+            Json(json!({"deleted": true, "traceId": trace_id()})).into_response()
+        }
+        Ok((false, _)) => not_found(),
+        Err(e) => internal(e),
+    }
+}

@@ -1,0 +1,93 @@
+//! What the filesystem core needs from the service. The real client
+//! implements it; tests may put a fault-injecting one in its place.
+
+use std::future::Future;
+use std::path::Path;
+
+use bytes::Bytes;
+
+use crate::api::{
+    ApiResult, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind,
+};
+
+pub trait Backend: Send + Sync + 'static {
+    /// Every folder of the location.
+    fn folder_tree(&self) -> impl Future<Output = ApiResult<Vec<MediaObject>>> + Send;
+    /// Every file directly in a folder (`None`: the root).
+    fn files_in(
+        &self,
+        folder: Option<&str>,
+    ) -> impl Future<Output = ApiResult<Vec<MediaObject>>> + Send;
+    /// Whether a folder holds anything at all, asked of the service itself.
+    fn has_children(&self, folder: &str) -> impl Future<Output = ApiResult<bool>> + Send;
+    fn create_folder(
+        &self,
+        name: &str,
+        parent: Option<&str>,
+    ) -> impl Future<Output = ApiResult<MediaObject>> + Send;
+    fn upload(
+        &self,
+        path: &Path,
+        name: &str,
+        parent: Option<&str>,
+    ) -> impl Future<Output = ApiResult<MediaObject>> + Send;
+    fn rename(&self, id: &str, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
+    fn remove(&self, id: &str, status: DeleteStatus) -> impl Future<Output = ApiResult<()>> + Send;
+    fn read_range(
+        &self,
+        url: &str,
+        range: ByteRange,
+    ) -> impl Future<Output = ApiResult<Bytes>> + Send;
+}
+
+impl Backend for MediaClient {
+    async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
+        self.list_folder_tree().await
+    }
+
+    async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        self.list_all(ListQuery::children(
+            ObjectKind::File,
+            folder,
+            self.config().page_size,
+        ))
+        .await
+    }
+
+    async fn has_children(&self, folder: &str) -> ApiResult<bool> {
+        let one = |kind| {
+            let mut q = ListQuery::children(kind, Some(folder), 1);
+            q.limit = 1;
+            q
+        };
+        let (folder_query, file_query) = (one(ObjectKind::Folder), one(ObjectKind::File));
+        let (folders, files) =
+            tokio::try_join!(self.list_page(&folder_query), self.list_page(&file_query))?;
+        Ok(!folders.files.is_empty() || !files.files.is_empty())
+    }
+
+    async fn create_folder(&self, name: &str, parent: Option<&str>) -> ApiResult<MediaObject> {
+        MediaClient::create_folder(self, name, parent).await
+    }
+
+    async fn upload(
+        &self,
+        path: &Path,
+        name: &str,
+        parent: Option<&str>,
+    ) -> ApiResult<MediaObject> {
+        self.upload_file(path, name, parent).await
+    }
+
+    async fn rename(&self, id: &str, name: &str) -> ApiResult<()> {
+        MediaClient::rename(self, id, name).await
+    }
+
+    async fn remove(&self, id: &str, status: DeleteStatus) -> ApiResult<()> {
+        self.delete_many(&[id.to_owned()], status).await
+    }
+
+    async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Bytes> {
+        MediaClient::read_range(self, url, range).await
+    }
+}

@@ -1,0 +1,653 @@
+//! The filesystem core without a mount: driven call by call over the
+//! emulator, and over a backend that fails on demand.
+
+mod common;
+
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+use common::*;
+use mediafs::api::{ApiError, ApiResult, ByteRange, DeleteStatus, MediaClient, MediaObject};
+use mediafs::fs::{Backend, Errno, FsConfig, MediaFs, OpenMode, RenameFlags, SetAttr, ROOT};
+
+/// The real client, with uploads and removals that fail when told to.
+struct Flaky {
+    inner: MediaClient,
+    fail_uploads: AtomicBool,
+    fail_removes: AtomicBool,
+    /// While held (closed), uploads wait.
+    upload_gate: tokio::sync::RwLock<()>,
+}
+
+fn injected() -> ApiError {
+    ApiError::Server {
+        status: 500,
+        message: "injected".into(),
+    }
+}
+
+impl Backend for Flaky {
+    async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
+        self.inner.folder_tree().await
+    }
+    async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        self.inner.files_in(folder).await
+    }
+    async fn has_children(&self, folder: &str) -> ApiResult<bool> {
+        self.inner.has_children(folder).await
+    }
+    async fn create_folder(&self, name: &str, parent: Option<&str>) -> ApiResult<MediaObject> {
+        Backend::create_folder(&self.inner, name, parent).await
+    }
+    async fn upload(
+        &self,
+        path: &Path,
+        name: &str,
+        parent: Option<&str>,
+    ) -> ApiResult<MediaObject> {
+        let _open = self.upload_gate.read().await;
+        if self.fail_uploads.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner.upload(path, name, parent).await
+    }
+    async fn rename(&self, id: &str, name: &str) -> ApiResult<()> {
+        Backend::rename(&self.inner, id, name).await
+    }
+    async fn remove(&self, id: &str, status: DeleteStatus) -> ApiResult<()> {
+        if self.fail_removes.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
+        self.inner.remove(id, status).await
+    }
+    async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Bytes> {
+        Backend::read_range(&self.inner, url, range).await
+    }
+}
+
+struct Fixture {
+    emu: TestEmulator,
+    fs: MediaFs<Flaky>,
+    backend: Arc<Flaky>,
+    _cache: tempfile::TempDir,
+}
+
+async fn fixture(seed: bool, ttl: Duration) -> Fixture {
+    let emu = start_emulator(seed, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let fs_and_backend = mount_core(&emu, cache.path(), ttl);
+    Fixture {
+        emu,
+        fs: fs_and_backend.0,
+        backend: fs_and_backend.1,
+        _cache: cache,
+    }
+}
+
+fn mount_core(emu: &TestEmulator, cache: &Path, ttl: Duration) -> (MediaFs<Flaky>, Arc<Flaky>) {
+    let backend = Arc::new(Flaky {
+        inner: emu.client(),
+        fail_uploads: AtomicBool::new(false),
+        fail_removes: AtomicBool::new(false),
+        upload_gate: tokio::sync::RwLock::new(()),
+    });
+    let mut config = FsConfig::new(cache.to_path_buf());
+    config.metadata_ttl = ttl;
+    (MediaFs::new(backend.clone(), config).unwrap(), backend)
+}
+
+async fn write_file<B: Backend>(
+    fs: &MediaFs<B>,
+    dir: u64,
+    name: &str,
+    bytes: &[u8],
+) -> Result<u64, Errno> {
+    let (attr, opened) = fs.create(dir, name, false).await?;
+    fs.write(opened.fh, 0, bytes).await?;
+    let flushed = fs.flush(opened.fh).await;
+    fs.release(opened.fh);
+    flushed.map(|_| attr.ino)
+}
+
+async fn read_all<B: Backend>(fs: &MediaFs<B>, ino: u64) -> Vec<u8> {
+    let opened = fs.open(ino, OpenMode::default()).await.unwrap();
+    let mut out = Vec::new();
+    loop {
+        let chunk = fs
+            .read(opened.fh, out.len() as u64, 128 * 1024)
+            .await
+            .unwrap();
+        if chunk.is_empty() {
+            break;
+        }
+        out.extend(chunk);
+    }
+    fs.release(opened.fh);
+    out
+}
+
+async fn server_files(f: &Fixture) -> Vec<MediaObject> {
+    f.emu.client().list_children(None).await.unwrap()
+}
+
+#[tokio::test]
+async fn writes_upload_on_flush_and_read_back() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let bytes = png_bytes(3 * 1024 * 1024, 5);
+    let ino = write_file(&f.fs, ROOT, "big.png", &bytes).await.unwrap();
+    let stored = server_files(&f).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].size, Some(bytes.len() as u64));
+    assert_eq!(read_all(&f.fs, ino).await, bytes);
+    assert_eq!(f.fs.getattr(ino).unwrap().size, bytes.len() as u64);
+    let url = f.fs.getxattr(ino, "user.mediafs.url").unwrap();
+    assert_eq!(
+        String::from_utf8(url).unwrap(),
+        stored[0].url.clone().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn a_failed_upload_reports_eio_and_keeps_the_old_bytes() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let old = png_bytes(100, 1);
+    let ino = write_file(&f.fs, ROOT, "a.png", &old).await.unwrap();
+    f.backend.fail_uploads.store(true, Ordering::SeqCst);
+    let opened =
+        f.fs.open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .await
+        .unwrap();
+    f.fs.write(opened.fh, 0, &png_bytes(200, 2)).await.unwrap();
+    assert_eq!(f.fs.flush(opened.fh).await, Err(Errno(libc::EIO)));
+    f.fs.release(opened.fh);
+    f.backend.fail_uploads.store(false, Ordering::SeqCst);
+    assert_eq!(read_all(&f.fs, ino).await, old);
+    let stored = server_files(&f).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].size, Some(old.len() as u64));
+}
+
+#[tokio::test]
+async fn a_failed_removal_after_a_rewrite_keeps_both() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let ino = write_file(&f.fs, ROOT, "a.png", &png_bytes(100, 1))
+        .await
+        .unwrap();
+    f.backend.fail_removes.store(true, Ordering::SeqCst);
+    let opened =
+        f.fs.open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .await
+        .unwrap();
+    let new = png_bytes(300, 3);
+    f.fs.write(opened.fh, 0, &new).await.unwrap();
+    assert_eq!(
+        f.fs.flush(opened.fh).await,
+        Ok(()),
+        "the new version is stored"
+    );
+    f.fs.release(opened.fh);
+    assert_eq!(read_all(&f.fs, ino).await, new);
+    assert_eq!(
+        server_files(&f).await.len(),
+        2,
+        "nothing was lost: the old one stays"
+    );
+}
+
+#[tokio::test]
+async fn renames_follow_the_library_rules() {
+    let f = fixture(true, Duration::from_secs(1)).await;
+    let brand = f.fs.lookup(ROOT, "Brand Kit").await.unwrap().ino;
+    let team = f.fs.lookup(ROOT, "Team").await.unwrap().ino;
+    let plain = RenameFlags::default();
+    assert_eq!(
+        f.fs.rename(brand, "brand-guidelines.pdf", team, "guide.pdf", plain)
+            .await,
+        Err(Errno(libc::EXDEV))
+    );
+    assert_eq!(
+        f.fs.rename(
+            ROOT,
+            "jingle.mp3",
+            ROOT,
+            "Team",
+            RenameFlags {
+                no_replace: true,
+                exchange: false
+            }
+        )
+        .await,
+        Err(Errno(libc::EEXIST))
+    );
+    assert_eq!(
+        f.fs.rename(
+            ROOT,
+            "jingle.mp3",
+            ROOT,
+            "Team",
+            RenameFlags {
+                no_replace: false,
+                exchange: true
+            }
+        )
+        .await,
+        Err(Errno(libc::EINVAL))
+    );
+    assert_eq!(
+        f.fs.rename(ROOT, "jingle.mp3", ROOT, "Team", plain).await,
+        Err(Errno(libc::EISDIR))
+    );
+    f.fs.rename(ROOT, "jingle.mp3", ROOT, "theme.mp3", plain)
+        .await
+        .unwrap();
+    assert!(f.fs.lookup(ROOT, "theme.mp3").await.is_ok());
+    assert_eq!(
+        f.fs.lookup(ROOT, "jingle.mp3").await,
+        Err(Errno(libc::ENOENT))
+    );
+}
+
+#[tokio::test]
+async fn own_changes_show_at_once_and_listings_are_cached() {
+    let f = fixture(true, Duration::from_secs(60)).await;
+    f.fs.lookup(ROOT, "Team").await.unwrap();
+    let listings = f.emu.route_count("GET /medias/files").await;
+    for _ in 0..20 {
+        f.fs.lookup(ROOT, "Team").await.unwrap();
+        assert_eq!(f.fs.lookup(ROOT, "nope").await, Err(Errno(libc::ENOENT)));
+    }
+    assert_eq!(
+        f.emu.route_count("GET /medias/files").await,
+        listings,
+        "served from the cache"
+    );
+    f.fs.mkdir(ROOT, "New Folder").await.unwrap();
+    write_file(&f.fs, ROOT, "new.png", &png_bytes(10, 1))
+        .await
+        .unwrap();
+    f.fs.unlink(ROOT, "jingle.mp3").await.unwrap();
+    let names: Vec<_> =
+        f.fs.list_dir(ROOT)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert!(
+        names.contains(&"New Folder".to_owned()) && names.contains(&"new.png".to_owned()),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"jingle.mp3".to_owned()));
+    assert_eq!(
+        f.emu.route_count("GET /medias/files").await,
+        listings,
+        "no listing was needed"
+    );
+}
+
+#[tokio::test]
+async fn junk_and_empty_files_stay_local() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let ino = write_file(&f.fs, ROOT, ".DS_Store", b"finder state")
+        .await
+        .unwrap();
+    assert_eq!(read_all(&f.fs, ino).await, b"finder state");
+    let (_, opened) = f.fs.create(ROOT, "empty.png", false).await.unwrap();
+    f.fs.flush(opened.fh).await.unwrap();
+    f.fs.release(opened.fh);
+    assert!(server_files(&f).await.is_empty());
+    let names: Vec<_> =
+        f.fs.list_dir(ROOT)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert_eq!(names.len(), 2, "{names:?}");
+}
+
+#[tokio::test]
+async fn set_times_survive_a_remount() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let mtime = SystemTime::UNIX_EPOCH + Duration::from_secs(1_600_000_000);
+    {
+        let (fs, _) = mount_core(&emu, cache.path(), Duration::from_secs(1));
+        let ino = write_file(&fs, ROOT, "a.png", &png_bytes(10, 1))
+            .await
+            .unwrap();
+        fs.setattr(
+            ino,
+            SetAttr {
+                mtime: Some(mtime),
+                ..SetAttr::default()
+            },
+        )
+        .await
+        .unwrap();
+    }
+    let (fs, _) = mount_core(&emu, cache.path(), Duration::from_secs(1));
+    assert_eq!(fs.lookup(ROOT, "a.png").await.unwrap().mtime, mtime);
+}
+
+#[tokio::test]
+async fn truncate_without_an_open_file_stores_the_shorter_file() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let bytes = png_bytes(5000, 7);
+    let ino = write_file(&f.fs, ROOT, "a.png", &bytes).await.unwrap();
+    f.fs.setattr(
+        ino,
+        SetAttr {
+            size: Some(1000),
+            ..SetAttr::default()
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(read_all(&f.fs, ino).await, &bytes[..1000]);
+    let stored = server_files(&f).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].size, Some(1000));
+}
+
+#[tokio::test]
+async fn rmdir_checks_the_server() {
+    let f = fixture(true, Duration::from_secs(60)).await;
+    let campaigns = f.fs.lookup(ROOT, "Campaigns").await.unwrap().ino;
+    f.fs.lookup(campaigns, "Spring Launch").await.unwrap();
+    let spring = f
+        .emu
+        .client()
+        .find_by_name(mediafs::api::ObjectKind::Folder, None, "Spring Launch")
+        .await
+        .unwrap();
+    assert!(spring.is_empty(), "not at the root");
+    let tree = f.emu.client().list_folder_tree().await.unwrap();
+    let spring = tree.iter().find(|o| o.name == "Spring Launch").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let path = common::write_file(tmp.path(), "a.png", &png_bytes(10, 1));
+    f.emu
+        .client()
+        .upload_file(&path, "made-elsewhere.png", Some(&spring.id))
+        .await
+        .unwrap();
+    assert_eq!(
+        f.fs.rmdir(campaigns, "Spring Launch").await,
+        Err(Errno(libc::ENOTEMPTY))
+    );
+    assert_eq!(
+        f.fs.rmdir(ROOT, "Campaigns").await,
+        Err(Errno(libc::ENOTEMPTY))
+    );
+}
+
+#[tokio::test]
+async fn listing_a_folder_fetches_its_subfolders_listings_ahead() {
+    let f = fixture(true, Duration::from_secs(60)).await;
+    let campaigns = f.fs.lookup(ROOT, "Campaigns").await.unwrap().ino;
+    f.fs.prefetch_subfolders(campaigns).await;
+    let listings = f.emu.route_count("GET /medias/files").await;
+    let friday =
+        f.fs.lookup(campaigns, "Black Friday 2026")
+            .await
+            .unwrap()
+            .ino;
+    f.fs.lookup(friday, "promo.mp4").await.unwrap();
+    let spring = f.fs.lookup(campaigns, "Spring Launch").await.unwrap().ino;
+    assert!(f.fs.list_dir(spring).await.unwrap().is_empty());
+    assert_eq!(
+        f.emu.route_count("GET /medias/files").await,
+        listings,
+        "already fetched"
+    );
+}
+
+#[tokio::test]
+async fn reading_a_small_file_fetches_its_small_siblings_ahead() {
+    let f = fixture(false, Duration::from_secs(60)).await;
+    let mut inos = Vec::new();
+    for i in 0..12u8 {
+        inos.push(
+            write_file(&f.fs, ROOT, &format!("s{i}.png"), &png_bytes(3000, i))
+                .await
+                .unwrap(),
+        );
+    }
+    let downloads = || async { f.emu.stats().await["download_requests"].as_u64().unwrap() };
+    let before = downloads().await;
+    let opened = f.fs.open(inos[0], OpenMode::default()).await.unwrap();
+    f.fs.prefetch_small_siblings(inos[0]).await;
+    let after_prefetch = downloads().await;
+    assert_eq!(
+        after_prefetch - before,
+        12,
+        "every small file, fetched once"
+    );
+    for (i, ino) in inos.iter().enumerate() {
+        assert_eq!(read_all(&f.fs, *ino).await, png_bytes(3000, i as u8));
+    }
+    f.fs.release(opened.fh);
+    assert_eq!(
+        downloads().await,
+        after_prefetch,
+        "the reads were served from the content cache"
+    );
+}
+
+#[tokio::test]
+async fn posix_details_long_names_unlinked_links_and_folder_times() {
+    let f = fixture(false, Duration::from_secs(60)).await;
+    let long = "x".repeat(256);
+    assert_eq!(
+        f.fs.lookup(ROOT, &long).await,
+        Err(Errno(libc::ENAMETOOLONG))
+    );
+    assert_eq!(
+        f.fs.mkdir(ROOT, &long).await,
+        Err(Errno(libc::ENAMETOOLONG))
+    );
+    assert!(f
+        .fs
+        .lookup(ROOT, &"y".repeat(255))
+        .await
+        .is_err_and(|e| e == Errno(libc::ENOENT)));
+
+    let before = f.fs.getattr(ROOT).unwrap().mtime;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let ino = write_file(&f.fs, ROOT, "a.png", &png_bytes(10, 1))
+        .await
+        .unwrap();
+    let after_create = f.fs.getattr(ROOT).unwrap();
+    assert!(
+        after_create.mtime > before && after_create.ctime > before,
+        "creating changes the folder's times"
+    );
+
+    let opened = f.fs.open(ino, OpenMode::default()).await.unwrap();
+    f.fs.unlink(ROOT, "a.png").await.unwrap();
+    assert_eq!(f.fs.getattr(ino).unwrap().nlink, 0, "unlinked while open");
+    assert_eq!(
+        f.fs.read(opened.fh, 0, 100).await.unwrap(),
+        png_bytes(10, 1)[..].to_vec(),
+        "still readable"
+    );
+    f.fs.release(opened.fh);
+    assert!(f.fs.getattr(ROOT).unwrap().mtime >= after_create.mtime);
+}
+
+fn write_back_core(emu: &TestEmulator, cache: &Path) -> (Arc<MediaFs<Flaky>>, Arc<Flaky>) {
+    let backend = Arc::new(Flaky {
+        inner: emu.client(),
+        fail_uploads: AtomicBool::new(false),
+        fail_removes: AtomicBool::new(false),
+        upload_gate: tokio::sync::RwLock::new(()),
+    });
+    let mut config = FsConfig::new(cache.to_path_buf());
+    config.write_back = true;
+    let fs = Arc::new(MediaFs::new(backend.clone(), config).unwrap());
+    tokio::spawn(fs.clone().run_uploads());
+    (fs, backend)
+}
+
+#[tokio::test]
+async fn write_back_closes_at_once_reads_the_spool_and_fsync_waits() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, backend) = write_back_core(&emu, cache.path());
+    let held = backend.upload_gate.write().await;
+    let bytes = png_bytes(50_000, 4);
+    let ino = write_file(&*fs, ROOT, "later.png", &bytes).await.unwrap();
+    assert!(
+        emu.client().list_children(None).await.unwrap().is_empty(),
+        "close did not wait for the upload"
+    );
+    assert_eq!(
+        read_all(&*fs, ino).await,
+        bytes,
+        "reads see the spooled bytes"
+    );
+    let pending = mediafs::fs::spool_status(cache.path()).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert_eq!(pending[0].1.name, "later.png");
+
+    let opened = fs.open(ino, OpenMode::default()).await.unwrap();
+    let fsync = tokio::spawn({
+        let fs = fs.clone();
+        async move { fs.fsync(opened.fh).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!fsync.is_finished(), "fsync waits for the upload");
+    drop(held);
+    assert_eq!(fsync.await.unwrap(), Ok(()));
+    fs.release(opened.fh);
+    let stored = emu.client().list_children(None).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].size, Some(bytes.len() as u64));
+    assert!(mediafs::fs::spool_status(cache.path()).unwrap().is_empty());
+    assert_eq!(read_all(&*fs, ino).await, bytes);
+}
+
+#[tokio::test]
+async fn write_back_keeps_what_fails_in_the_spool_and_says_so() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, backend) = write_back_core(&emu, cache.path());
+    backend.fail_uploads.store(true, Ordering::SeqCst);
+    let bytes = png_bytes(1000, 2);
+    let ino = write_file(&*fs, ROOT, "doomed.png", &bytes).await.unwrap();
+    let opened = fs.open(ino, OpenMode::default()).await.unwrap();
+    assert_eq!(fs.fsync(opened.fh).await, Err(Errno(libc::EIO)));
+    fs.release(opened.fh);
+    let status = mediafs::fs::spool_status(cache.path()).unwrap();
+    assert_eq!(status.len(), 1);
+    assert!(status[0].1.failed.as_deref().unwrap().contains("injected"));
+    assert_eq!(read_all(&*fs, ino).await, bytes, "the bytes are still here");
+    assert!(emu.client().list_children(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn write_back_overwrites_replace_only_once_stored() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, _) = write_back_core(&emu, cache.path());
+    let ino = write_file(&*fs, ROOT, "a.png", &png_bytes(100, 1))
+        .await
+        .unwrap();
+    fs.drain_uploads().await;
+    let opened = fs
+        .open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .await
+        .unwrap();
+    let new = png_bytes(200, 2);
+    fs.write(opened.fh, 0, &new).await.unwrap();
+    fs.fsync(opened.fh).await.unwrap();
+    fs.release(opened.fh);
+    let stored = emu.client().list_children(None).await.unwrap();
+    assert_eq!(
+        stored.len(),
+        1,
+        "the old version was removed after the new one landed"
+    );
+    assert_eq!(stored[0].size, Some(new.len() as u64));
+    assert_eq!(read_all(&*fs, ino).await, new);
+}
+
+#[tokio::test]
+async fn unchanged_listings_may_be_served_from_the_kernels_cache() {
+    let f = fixture(true, Duration::from_secs(60)).await;
+    let first = f.fs.opendir(ROOT).await.unwrap();
+    assert!(!first.keep_cache, "nothing cached yet");
+    let again = f.fs.opendir(ROOT).await.unwrap();
+    assert!(again.keep_cache, "the same listing");
+    f.fs.mkdir(ROOT, "New").await.unwrap();
+    assert!(
+        !f.fs.opendir(ROOT).await.unwrap().keep_cache,
+        "a new entry drops the kernel's copy"
+    );
+    for o in [first, again] {
+        f.fs.releasedir(o.fh);
+    }
+}
+
+/// Between a rewrite's upload and the old object's removal (or if the
+/// removal fails), fresh listings show both; the name must still mean the
+/// new one, never the old bytes.
+#[tokio::test]
+async fn after_a_rewrite_the_name_means_the_new_object_even_before_the_old_goes() {
+    let f = fixture(false, Duration::from_millis(200)).await;
+    let ino = write_file(&f.fs, ROOT, "a.png", &png_bytes(300, 1))
+        .await
+        .unwrap();
+    f.backend.fail_removes.store(true, Ordering::SeqCst);
+    let opened =
+        f.fs.open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .await
+        .unwrap();
+    let new = png_bytes(20, 2);
+    f.fs.write(opened.fh, 0, &new).await.unwrap();
+    f.fs.flush(opened.fh).await.unwrap();
+    f.fs.release(opened.fh);
+    assert_eq!(
+        server_files(&f).await.len(),
+        2,
+        "the old one could not be removed"
+    );
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let names: Vec<_> =
+        f.fs.list_dir(ROOT)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
+    assert_eq!(names, ["a.png"], "the replaced object stays hidden");
+    let attr = f.fs.lookup(ROOT, "a.png").await.unwrap();
+    assert_eq!(read_all(&f.fs, attr.ino).await, new);
+}
