@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 use chrono::{DateTime, TimeZone, Utc};
 use rusqlite::{params, Connection, OptionalExtension};
@@ -185,12 +185,15 @@ fn row_to_object(row: &rusqlite::Row<'_>) -> rusqlite::Result<Object> {
 }
 
 static ID_COUNTER: AtomicU32 = AtomicU32::new(0);
+static PROCESS_RANDOM: OnceLock<[u8; 5]> = OnceLock::new();
 
-/// A new 24-hex-character id shaped like a Mongo ObjectId: creation time
-/// first, so ids sort roughly by age, as the service's do.
+/// A new 24-hex-character id shaped like a Mongo ObjectId: creation second,
+/// a per-process random part, then a counter, so that ids sort by age (ties
+/// within one millisecond of `createdAt` fall back to the id, and must keep
+/// the order in which the objects were made, as the service's do).
 pub fn new_object_id() -> String {
     let secs = Utc::now().timestamp() as u32;
-    let random: [u8; 5] = rand::random();
+    let random = PROCESS_RANDOM.get_or_init(rand::random);
     let count = ID_COUNTER.fetch_add(1, Ordering::Relaxed) & 0x00ff_ffff;
     let mut id = format!("{secs:08x}");
     for b in random {
