@@ -148,6 +148,14 @@ async fn writes_upload_on_flush_and_read_back() {
         String::from_utf8(url).unwrap(),
         stored[0].url.clone().unwrap()
     );
+    assert_eq!(f.fs.getxattr(ino, "user.other"), Err(Errno(libc::ENODATA)));
+    for unsupported in ["security.selinux", "system.posix_acl_access"] {
+        assert_eq!(
+            f.fs.getxattr(ino, unsupported),
+            Err(Errno(libc::EOPNOTSUPP)),
+            "{unsupported}: ls -l asks once per mount, not once per file"
+        );
+    }
 }
 
 #[tokio::test]

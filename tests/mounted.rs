@@ -433,6 +433,11 @@ fn xattrs_give_the_public_url() {
             && all.contains("user.mediafs.content_type=\"application/pdf\""),
         "{all}"
     );
+    let acl = sh(&format!("getfattr -n system.posix_acl_access {file}"));
+    assert!(
+        String::from_utf8_lossy(&acl.stderr).contains("Operation not supported"),
+        "{acl:?}"
+    );
 }
 
 #[test]
