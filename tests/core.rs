@@ -659,3 +659,43 @@ async fn after_a_rewrite_the_name_means_the_new_object_even_before_the_old_goes(
     let attr = f.fs.lookup(ROOT, "a.png").await.unwrap();
     assert_eq!(read_all(&f.fs, attr.ino).await, new);
 }
+
+/// A video larger than the disk cache's object limit streams through
+/// memory: every byte right, reads across chunk boundaries included, and
+/// nothing of it left in the cache dir; smaller objects are kept on disk.
+#[tokio::test]
+async fn big_videos_stream_through_memory_and_small_files_stay_on_disk() {
+    let f = fixture(false, Duration::from_secs(60)).await;
+    let mut video = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+    video.extend((0..34 * 1024 * 1024u32).map(|i| (i % 251) as u8));
+    let video_ino = write_file(&f.fs, ROOT, "clip.mp4", &video).await.unwrap();
+    let image_ino = write_file(&f.fs, ROOT, "a.png", &png_bytes(3 * 1024 * 1024, 7))
+        .await
+        .unwrap();
+    assert_eq!(read_all(&f.fs, video_ino).await, video);
+    assert_eq!(
+        read_all(&f.fs, image_ino).await,
+        png_bytes(3 * 1024 * 1024, 7)
+    );
+
+    let opened = f.fs.open(video_ino, OpenMode::default()).await.unwrap();
+    let chunk = 1024 * 1024;
+    for (offset, len) in [
+        (chunk - 100, 300),
+        (5 * chunk - 7, 3 * chunk as u32),
+        (0, 10),
+    ] {
+        let got = f.fs.read(opened.fh, offset, len).await.unwrap();
+        let end = (offset as usize + len as usize).min(video.len());
+        assert_eq!(got, video[offset as usize..end], "at {offset}");
+    }
+    f.fs.release(opened.fh);
+
+    let id_of = |ino| String::from_utf8(f.fs.getxattr(ino, "user.mediafs.id").unwrap()).unwrap();
+    let cached: Vec<String> = std::fs::read_dir(f._cache.path().join("content"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(cached.contains(&id_of(image_ino)), "{cached:?}");
+    assert!(!cached.contains(&id_of(video_ino)), "{cached:?}");
+}

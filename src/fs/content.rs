@@ -1,11 +1,19 @@
-//! The local content cache: an object's bytes never change (a new upload is
-//! a new id), so chunks fetched once by ranged GETs of its URL are kept on
-//! disk, keyed by id, and never go stale. Bounded by an LRU over objects.
+//! The content cache: an object's bytes never change (a new upload is a new
+//! id), so chunks fetched by ranged GETs of its URL never go stale.
+//!
+//! Recently fetched chunks are kept in memory, so a sequential reader is
+//! answered straight from the bytes its read-ahead fetched. Objects up to
+//! [`DISK_CACHE_MAX_OBJECT`] (every image, PDF and sound; short videos) are
+//! also kept on disk, keyed by id and bounded by an LRU over objects. Larger
+//! ones (videos) stream through memory only, as in mountpoint-s3 and rclone's
+//! default: copying hundreds of MiB through a cache file costs more CPU than
+//! the download itself, and the kernel's page cache already serves re-reads.
 
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
+use bytes::{Bytes, BytesMut};
 use lru::LruCache;
 
 use super::backend::Backend;
@@ -14,6 +22,16 @@ use crate::api::ByteRange;
 
 /// Bytes fetched per ranged GET.
 pub const CHUNK: u64 = 1024 * 1024;
+
+/// Objects larger than this are not kept on disk.
+pub const DISK_CACHE_MAX_OBJECT: u64 = 32 * 1024 * 1024;
+
+/// Chunks kept in memory (each up to [`CHUNK`] bytes): room for the
+/// read-ahead of a few streams at once, within the mount's memory bound.
+const MEMORY_CHUNKS: usize = 16;
+
+/// Streamed (memory-only) objects whose fetch bookkeeping is kept.
+const STREAMED_OBJECTS: usize = 64;
 
 /// Where an object's bytes are.
 #[derive(Debug, Clone)]
@@ -29,26 +47,49 @@ impl Remote {
     }
 }
 
+/// An object's chunks on disk: which are there, in one sparse file.
 #[derive(Debug)]
-struct Cached {
-    size: u64,
+struct DiskCopy {
     file: std::fs::File,
     path: PathBuf,
     present: Mutex<Vec<bool>>,
-    fetching: Vec<tokio::sync::Mutex<()>>,
 }
 
-impl Drop for Cached {
+impl Drop for DiskCopy {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
     }
 }
 
 #[derive(Debug)]
+struct Cached {
+    id: String,
+    size: u64,
+    disk: Option<DiskCopy>,
+    /// One lock per chunk, so concurrent readers of a chunk wait for a
+    /// single fetch.
+    fetching: Vec<tokio::sync::Mutex<()>>,
+}
+
+/// Where a chunk's bytes are once it is available.
+enum Chunk {
+    Memory(Bytes),
+    Disk,
+}
+
+#[derive(Debug)]
+struct Objects {
+    on_disk: LruCache<String, Arc<Cached>>,
+    disk_bytes: u64,
+    streamed: LruCache<String, Arc<Cached>>,
+}
+
+#[derive(Debug)]
 pub struct ContentCache {
     dir: PathBuf,
     max_bytes: u64,
-    objects: Mutex<(LruCache<String, Arc<Cached>>, u64)>,
+    objects: Mutex<Objects>,
+    memory: Mutex<LruCache<(String, u64), Bytes>>,
 }
 
 impl ContentCache {
@@ -59,70 +100,106 @@ impl ContentCache {
         Ok(ContentCache {
             dir,
             max_bytes,
-            objects: Mutex::new((LruCache::unbounded(), 0)),
+            objects: Mutex::new(Objects {
+                on_disk: LruCache::unbounded(),
+                disk_bytes: 0,
+                streamed: LruCache::new(STREAMED_OBJECTS.try_into().unwrap()),
+            }),
+            memory: Mutex::new(LruCache::new(MEMORY_CHUNKS.try_into().unwrap())),
         })
     }
 
     fn entry(&self, remote: &Remote) -> Result<Arc<Cached>, Errno> {
-        let mut guard = self.objects.lock().unwrap();
-        let (lru, total) = &mut *guard;
-        if let Some(c) = lru.get(&remote.id) {
+        let mut objects = self.objects.lock().unwrap();
+        if let Some(c) = objects.on_disk.get(&remote.id) {
             return Ok(c.clone());
         }
-        let path = self.dir.join(&remote.id);
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)
-            .map_err(Errno::from_io)?;
+        if let Some(c) = objects.streamed.get(&remote.id) {
+            return Ok(c.clone());
+        }
         let chunks = remote.chunks() as usize;
+        let on_disk = remote.size <= DISK_CACHE_MAX_OBJECT.min(self.max_bytes);
+        let disk = if on_disk {
+            let path = self.dir.join(&remote.id);
+            let file = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&path)
+                .map_err(Errno::from_io)?;
+            Some(DiskCopy {
+                file,
+                path,
+                present: Mutex::new(vec![false; chunks]),
+            })
+        } else {
+            None
+        };
         let cached = Arc::new(Cached {
+            id: remote.id.clone(),
             size: remote.size,
-            file,
-            path,
-            present: Mutex::new(vec![false; chunks]),
+            disk,
             fetching: (0..chunks).map(|_| tokio::sync::Mutex::new(())).collect(),
         });
-        *total += remote.size;
-        while *total > self.max_bytes && !lru.is_empty() {
-            if let Some((_, old)) = lru.pop_lru() {
-                *total -= old.size.min(*total);
+        if on_disk {
+            objects.disk_bytes += remote.size;
+            while objects.disk_bytes > self.max_bytes && !objects.on_disk.is_empty() {
+                if let Some((_, old)) = objects.on_disk.pop_lru() {
+                    objects.disk_bytes -= old.size.min(objects.disk_bytes);
+                }
             }
+            objects.on_disk.put(remote.id.clone(), cached.clone());
+        } else {
+            objects.streamed.put(remote.id.clone(), cached.clone());
         }
-        lru.put(remote.id.clone(), cached.clone());
         Ok(cached)
     }
 
-    fn is_present(cached: &Cached, chunk: u64) -> bool {
-        cached.present.lock().unwrap()[chunk as usize]
+    fn in_memory(&self, id: &str, chunk: u64) -> Option<Bytes> {
+        self.memory
+            .lock()
+            .unwrap()
+            .get(&(id.to_string(), chunk))
+            .cloned()
     }
 
-    /// Makes sure one chunk is on disk, fetching it if need be; concurrent
-    /// callers for the same chunk wait for one fetch.
+    /// Where the chunk is, if it is here already.
+    fn available(&self, cached: &Cached, chunk: u64) -> Option<Chunk> {
+        if let Some(bytes) = self.in_memory(&cached.id, chunk) {
+            return Some(Chunk::Memory(bytes));
+        }
+        let disk = cached.disk.as_ref()?;
+        disk.present.lock().unwrap()[chunk as usize].then_some(Chunk::Disk)
+    }
+
+    /// Makes sure one chunk is here, fetching it if need be.
     pub async fn ensure_chunk<B: Backend>(
         &self,
         backend: &B,
         remote: &Remote,
         chunk: u64,
     ) -> Result<(), Errno> {
+        if chunk >= remote.chunks() {
+            return Ok(());
+        }
         let cached = self.entry(remote)?;
-        Self::fetch_into(&cached, backend, remote, chunk).await
+        self.fetch(&cached, backend, remote, chunk).await.map(drop)
     }
 
-    async fn fetch_into<B: Backend>(
+    async fn fetch<B: Backend>(
+        &self,
         cached: &Cached,
         backend: &B,
         remote: &Remote,
         chunk: u64,
-    ) -> Result<(), Errno> {
-        if chunk >= remote.chunks() || Self::is_present(cached, chunk) {
-            return Ok(());
+    ) -> Result<Chunk, Errno> {
+        if let Some(found) = self.available(cached, chunk) {
+            return Ok(found);
         }
         let _fetching = cached.fetching[chunk as usize].lock().await;
-        if Self::is_present(cached, chunk) {
-            return Ok(());
+        if let Some(found) = self.available(cached, chunk) {
+            return Ok(found);
         }
         let offset = chunk * CHUNK;
         let len = CHUNK.min(remote.size - offset);
@@ -141,25 +218,31 @@ impl ContentCache {
             );
             return Err(Errno(libc::EIO));
         }
-        cached
-            .file
-            .write_all_at(&bytes, offset)
-            .map_err(Errno::from_io)?;
-        cached.present.lock().unwrap()[chunk as usize] = true;
-        Ok(())
+        if let Some(disk) = &cached.disk {
+            disk.file
+                .write_all_at(&bytes, offset)
+                .map_err(Errno::from_io)?;
+            disk.present.lock().unwrap()[chunk as usize] = true;
+        }
+        self.memory
+            .lock()
+            .unwrap()
+            .put((remote.id.clone(), chunk), bytes.clone());
+        Ok(Chunk::Memory(bytes))
     }
 
-    /// Reads up to `len` bytes at `offset`, fetching missing chunks.
+    /// Reads up to `len` bytes at `offset`, fetching missing chunks. A read
+    /// within one chunk held in memory is a slice of it, with no copy.
     pub async fn read<B: Backend>(
         &self,
         backend: &B,
         remote: &Remote,
         offset: u64,
         len: u64,
-    ) -> Result<Vec<u8>, Errno> {
+    ) -> Result<Bytes, Errno> {
         let end = (offset + len).min(remote.size);
         if offset >= end {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         }
         let first = offset / CHUNK;
         let last = (end - 1) / CHUNK;
@@ -167,16 +250,32 @@ impl ContentCache {
         // hand back a fresh, empty one.
         let cached = self.entry(remote)?;
         let fetches: Vec<_> = (first..=last)
-            .map(|c| Self::fetch_into(&cached, backend, remote, c))
+            .map(|c| self.fetch(&cached, backend, remote, c))
             .collect();
-        for result in futures::future::join_all(fetches).await {
-            result?;
+        let chunks = futures::future::try_join_all(fetches).await?;
+        let mut out = BytesMut::new();
+        for (chunk, found) in (first..).zip(chunks) {
+            let from = offset.max(chunk * CHUNK);
+            let to = end.min((chunk + 1) * CHUNK);
+            let part = match found {
+                Chunk::Memory(bytes) => {
+                    let base = chunk * CHUNK;
+                    bytes.slice((from - base) as usize..(to - base) as usize)
+                }
+                Chunk::Disk => {
+                    let disk = cached.disk.as_ref().expect("a disk chunk has a disk copy");
+                    let mut buf = vec![0; (to - from) as usize];
+                    disk.file
+                        .read_exact_at(&mut buf, from)
+                        .map_err(Errno::from_io)?;
+                    Bytes::from(buf)
+                }
+            };
+            if first == last {
+                return Ok(part);
+            }
+            out.extend_from_slice(&part);
         }
-        let mut buf = vec![0; (end - offset) as usize];
-        cached
-            .file
-            .read_exact_at(&mut buf, offset)
-            .map_err(Errno::from_io)?;
-        Ok(buf)
+        Ok(out.freeze())
     }
 }

@@ -6,6 +6,7 @@
 //! gets the error if that upload fails. A rewrite is a new upload, and the
 //! object it replaces is removed only once the new one is stored.
 
+use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -253,7 +254,7 @@ impl<B: Backend> MediaFs<B> {
         Ok(())
     }
 
-    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+    pub async fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Bytes> {
         let (ino, _) = self.handle_ino(fh)?;
         let (staging, object) = {
             let st = self.state.lock().unwrap();
@@ -265,14 +266,15 @@ impl<B: Backend> MediaFs<B> {
             if staged.loaded || cell.is_dirty() {
                 return staged
                     .read_at(offset, size as usize, cell.len())
+                    .map(Bytes::from)
                     .map_err(Errno::from_io);
             }
         }
         if let Some(path) = self.spooled_path(ino) {
-            return read_file_at(&path, offset, size as usize);
+            return read_file_at(&path, offset, size as usize).map(Bytes::from);
         }
         let Some(object) = object else {
-            return Ok(Vec::new());
+            return Ok(Bytes::new());
         };
         let remote = remote_of(&object)?;
         let data = self
