@@ -6,10 +6,11 @@
 //! gets the error if that upload fails. A rewrite is a new upload, and the
 //! object it replaces is removed only once the new one is stored.
 
-use bytes::Bytes;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::SystemTime;
+
+use bytes::Bytes;
 
 use super::content::{Remote, CHUNK};
 use super::staging::{Staged, StagingCell};
@@ -668,15 +669,11 @@ impl<B: Backend> MediaFs<B> {
     /// that `ls -l` and friends stop asking for the whole mount after the
     /// first file instead of paying a round trip per file.
     pub fn getxattr(&self, ino: Ino, name: &str) -> FsResult<Vec<u8>> {
+        let attrs = self.xattrs(ino)?;
         if !name.starts_with("user.") {
-            self.state
-                .lock()
-                .unwrap()
-                .node(ino)
-                .ok_or(Errno(libc::ENOENT))?;
             return Err(Errno(libc::EOPNOTSUPP));
         }
-        self.xattrs(ino)?
+        attrs
             .into_iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.into_bytes())
