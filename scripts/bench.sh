@@ -129,17 +129,15 @@ run "ls -lR, cold" "22" 'ls -lR "$M" > /dev/null'
 # The big read is the noisiest (the server's disk, two cores shared by three
 # processes): the median of three cold runs each, and of three curls.
 median() { printf '%s\n' "$@" | sort -n | sed -n 2p; }
+seconds_of() { local t0 t1; t0=$(now); eval "$1"; t1=$(now); minus "$t1" "$t0"; }
+read_video() { seconds_of "cat '$1/video.mp4' > /dev/null"; }
+curl_video() { seconds_of 'curl -sf -o /dev/null "$video_url"'; }
 declare -a big_m big_r big_c
 for _ in 1 2 3; do
-  mount_mediafs; M=$work/mfs; reset_stats
-  t0=$(now); cat "$M/video.mp4" > /dev/null; t1=$(now)
-  big_m+=("$(minus "$t1" "$t0")"); big_calls=$(api_requests); unmount mfs
-  mount_rclone; M=$work/rcl
-  t0=$(now); cat "$M/video.mp4" > /dev/null; t1=$(now)
-  big_r+=("$(minus "$t1" "$t0")"); unmount rcl
-  drop_caches
-  t0=$(now); curl -sf -o /dev/null "$video_url"; t1=$(now)
-  big_c+=("$(minus "$t1" "$t0")")
+  mount_mediafs; reset_stats
+  big_m+=("$(read_video "$work/mfs")"); big_calls=$(api_requests); unmount mfs
+  mount_rclone; big_r+=("$(read_video "$work/rcl")"); unmount rcl
+  drop_caches; big_c+=("$(curl_video)")
 done
 tm=$(median "${big_m[@]}"); tr=$(median "${big_r[@]}"); curl_time=$(median "${big_c[@]}")
 rows+=("$(printf '| %s | %.2f | %.2f | %s | %s (least 2) |' "cat 200 MiB video, cold (median of 3)" "$tm" "$tr" "$(ratio "$tm" "$tr")" "$big_calls")")
@@ -149,12 +147,8 @@ big_read_vs_curl=$(ratio "$tm" "$curl_time")
 warm_blob() { drop_caches; find "$work/data/blobs" -type f -size +100M -exec cat {} + > /dev/null; }
 declare -a hot_m hot_c
 for _ in 1 2 3; do
-  mount_mediafs; warm_blob
-  t0=$(now); cat "$work/mfs/video.mp4" > /dev/null; t1=$(now)
-  hot_m+=("$(minus "$t1" "$t0")"); unmount mfs
-  warm_blob
-  t0=$(now); curl -sf -o /dev/null "$video_url"; t1=$(now)
-  hot_c+=("$(minus "$t1" "$t0")")
+  mount_mediafs; warm_blob; hot_m+=("$(read_video "$work/mfs")"); unmount mfs
+  warm_blob; hot_c+=("$(curl_video)")
 done
 hot_mediafs=$(median "${hot_m[@]}"); hot_curl=$(median "${hot_c[@]}")
 run "cat 1,000 small files, cold" "22" 'cat "$M"/folder-*/*.png > /dev/null'
