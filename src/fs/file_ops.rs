@@ -50,6 +50,8 @@ pub(super) enum Handle {
 pub(super) struct ReadAhead {
     next_offset: u64,
     window: u64,
+    /// Chunks before this one have been asked for already.
+    requested_until: u64,
 }
 
 /// How a file is opened.
@@ -288,21 +290,27 @@ impl<B: Backend> MediaFs<B> {
 
     /// After a read, fetches the chunks a sequential reader will want next.
     fn read_ahead(&self, fh: u64, remote: &Remote, offset: u64, len: u64) {
-        let window = {
+        let next_chunk = (offset + len).div_ceil(CHUNK);
+        let wanted = {
             let mut handles = self.handles.lock().unwrap();
             let Some(Handle::File { read_ahead, .. }) = handles.get_mut(&fh) else {
                 return;
             };
-            read_ahead.window = if offset == read_ahead.next_offset && offset > 0 {
-                (read_ahead.window * 2).clamp(1, MAX_READ_AHEAD_CHUNKS)
+            if offset == read_ahead.next_offset && offset > 0 {
+                read_ahead.window = (read_ahead.window * 2).clamp(1, MAX_READ_AHEAD_CHUNKS);
             } else {
-                0
-            };
+                read_ahead.window = 0;
+                read_ahead.requested_until = 0;
+            }
             read_ahead.next_offset = offset + len;
-            read_ahead.window
+            // Each chunk once: a read inside the window asks only for what
+            // the window newly covers.
+            let from = next_chunk.max(read_ahead.requested_until);
+            let until = (next_chunk + read_ahead.window).min(remote.chunks());
+            read_ahead.requested_until = read_ahead.requested_until.max(until);
+            from..until
         };
-        let next_chunk = (offset + len).div_ceil(CHUNK);
-        for chunk in next_chunk..(next_chunk + window).min(remote.chunks()) {
+        for chunk in wanted {
             let (content, backend, remote) =
                 (self.content.clone(), self.backend.clone(), remote.clone());
             tokio::spawn(async move {
