@@ -699,3 +699,63 @@ async fn big_videos_stream_through_memory_and_small_files_stay_on_disk() {
     assert!(cached.contains(&id_of(image_ino)), "{cached:?}");
     assert!(!cached.contains(&id_of(video_ino)), "{cached:?}");
 }
+
+/// The FUSE adapter answers a read on the spot when its bytes are in memory
+/// and takes the async path otherwise: a sequential reader gets the same
+/// bytes either way, most of its reads are answered on the spot, and a file
+/// with unflushed writes always takes the async path.
+#[tokio::test]
+async fn reads_in_memory_are_answered_at_once_with_the_same_bytes() {
+    let f = fixture(false, Duration::from_secs(60)).await;
+    let mut video = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
+    video.extend((0..6 * 1024 * 1024u32).map(|i| (i % 253) as u8));
+    let ino = write_file(&f.fs, ROOT, "reel.mp4", &video).await.unwrap();
+
+    let opened = f.fs.open(ino, OpenMode::default()).await.unwrap();
+    assert_eq!(
+        f.fs.read_ready(opened.fh, 0, 4096),
+        None,
+        "nothing fetched yet"
+    );
+    let (mut out, mut reads, mut ready) = (Vec::new(), 0, 0);
+    loop {
+        let offset = out.len() as u64;
+        let piece = match f.fs.read_ready(opened.fh, offset, 256 * 1024) {
+            Some(bytes) => {
+                ready += 1;
+                bytes
+            }
+            None => f.fs.read(opened.fh, offset, 256 * 1024).await.unwrap(),
+        };
+        if piece.is_empty() {
+            break;
+        }
+        reads += 1;
+        out.extend_from_slice(&piece);
+    }
+    f.fs.release(opened.fh);
+    assert_eq!(out, video);
+    assert!(
+        ready * 2 > reads,
+        "{ready} of {reads} reads answered at once"
+    );
+
+    let opened =
+        f.fs.open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: false,
+            },
+        )
+        .await
+        .unwrap();
+    f.fs.write(opened.fh, 0, b"\0\0\0\x18ftypisom")
+        .await
+        .unwrap();
+    assert_eq!(f.fs.read_ready(opened.fh, 0, 16), None);
+    let staged = f.fs.read(opened.fh, 0, 16).await.unwrap();
+    assert_eq!(&staged[..12], b"\0\0\0\x18ftypisom");
+    f.fs.flush(opened.fh).await.unwrap();
+    f.fs.release(opened.fh);
+}

@@ -231,6 +231,26 @@ impl ContentCache {
         Ok(Chunk::Memory(bytes))
     }
 
+    /// The bytes at `offset`, if every chunk they span is in memory.
+    pub fn read_ready(&self, remote: &Remote, offset: u64, len: u64) -> Option<Bytes> {
+        let end = (offset + len).min(remote.size);
+        if offset >= end {
+            return Some(Bytes::new());
+        }
+        let found: Option<Vec<Chunk>> = {
+            let mut memory = self.memory.lock().unwrap();
+            (offset / CHUNK..=(end - 1) / CHUNK)
+                .map(|c| {
+                    memory
+                        .get(&(remote.id.clone(), c))
+                        .cloned()
+                        .map(Chunk::Memory)
+                })
+                .collect()
+        };
+        assemble(None, offset, end, found?).ok()
+    }
+
     /// Reads up to `len` bytes at `offset`, fetching missing chunks. A read
     /// within one chunk held in memory is a slice of it, with no copy.
     pub async fn read<B: Backend>(
@@ -253,29 +273,40 @@ impl ContentCache {
             .map(|c| self.fetch(&cached, backend, remote, c))
             .collect();
         let chunks = futures::future::try_join_all(fetches).await?;
-        let mut out = BytesMut::new();
-        for (chunk, found) in (first..).zip(chunks) {
-            let from = offset.max(chunk * CHUNK);
-            let to = end.min((chunk + 1) * CHUNK);
-            let part = match found {
-                Chunk::Memory(bytes) => {
-                    let base = chunk * CHUNK;
-                    bytes.slice((from - base) as usize..(to - base) as usize)
-                }
-                Chunk::Disk => {
-                    let disk = cached.disk.as_ref().expect("a disk chunk has a disk copy");
-                    let mut buf = vec![0; (to - from) as usize];
-                    disk.file
-                        .read_exact_at(&mut buf, from)
-                        .map_err(Errno::from_io)?;
-                    Bytes::from(buf)
-                }
-            };
-            if first == last {
-                return Ok(part);
-            }
-            out.extend_from_slice(&part);
-        }
-        Ok(out.freeze())
+        assemble(cached.disk.as_ref(), offset, end, chunks)
     }
+}
+
+/// The bytes `offset..end` out of the chunks they span, in order. Within one
+/// chunk held in memory they are a slice of it, with no copy.
+fn assemble(
+    disk: Option<&DiskCopy>,
+    offset: u64,
+    end: u64,
+    chunks: Vec<Chunk>,
+) -> Result<Bytes, Errno> {
+    let first = offset / CHUNK;
+    let single = chunks.len() == 1;
+    let mut out = BytesMut::new();
+    for (chunk, found) in (first..).zip(chunks) {
+        let base = chunk * CHUNK;
+        let from = offset.max(base);
+        let to = end.min(base + CHUNK);
+        let part = match found {
+            Chunk::Memory(bytes) => bytes.slice((from - base) as usize..(to - base) as usize),
+            Chunk::Disk => {
+                let disk = disk.expect("a disk chunk has a disk copy");
+                let mut buf = vec![0; (to - from) as usize];
+                disk.file
+                    .read_exact_at(&mut buf, from)
+                    .map_err(Errno::from_io)?;
+                Bytes::from(buf)
+            }
+        };
+        if single {
+            return Ok(part);
+        }
+        out.extend_from_slice(&part);
+    }
+    Ok(out.freeze())
 }

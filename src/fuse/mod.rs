@@ -302,6 +302,14 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        // Read-ahead started from here spawns its fetches on the runtime.
+        let ready = {
+            let _runtime = self.runtime.enter();
+            self.fs.read_ready(fh.0, offset, size)
+        };
+        if let Some(data) = ready {
+            return reply.data(&data);
+        }
         let fs = self.fs.clone();
         self.spawn(async move {
             match fs.read(fh.0, offset, size).await {
