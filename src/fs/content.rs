@@ -237,17 +237,9 @@ impl ContentCache {
         if offset >= end {
             return Some(Bytes::new());
         }
-        let found: Option<Vec<Chunk>> = {
-            let mut memory = self.memory.lock().unwrap();
-            (offset / CHUNK..=(end - 1) / CHUNK)
-                .map(|c| {
-                    memory
-                        .get(&(remote.id.clone(), c))
-                        .cloned()
-                        .map(Chunk::Memory)
-                })
-                .collect()
-        };
+        let found: Option<Vec<Chunk>> = (offset / CHUNK..=(end - 1) / CHUNK)
+            .map(|c| self.in_memory(&remote.id, c).map(Chunk::Memory))
+            .collect();
         assemble(None, offset, end, found?).ok()
     }
 
