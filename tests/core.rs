@@ -666,8 +666,7 @@ async fn after_a_rewrite_the_name_means_the_new_object_even_before_the_old_goes(
 #[tokio::test]
 async fn big_videos_stream_through_memory_and_small_files_stay_on_disk() {
     let f = fixture(false, Duration::from_secs(60)).await;
-    let mut video = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
-    video.extend((0..34 * 1024 * 1024u32).map(|i| (i % 251) as u8));
+    let video = mp4_bytes(34 * 1024 * 1024, 251);
     let video_ino = write_file(&f.fs, ROOT, "clip.mp4", &video).await.unwrap();
     let image_ino = write_file(&f.fs, ROOT, "a.png", &png_bytes(3 * 1024 * 1024, 7))
         .await
@@ -707,8 +706,7 @@ async fn big_videos_stream_through_memory_and_small_files_stay_on_disk() {
 #[tokio::test]
 async fn reads_in_memory_are_answered_at_once_with_the_same_bytes() {
     let f = fixture(false, Duration::from_secs(60)).await;
-    let mut video = b"\0\0\0\x18ftypmp42\0\0\0\0mp42isom".to_vec();
-    video.extend((0..6 * 1024 * 1024u32).map(|i| (i % 253) as u8));
+    let video = mp4_bytes(6 * 1024 * 1024, 253);
     let ino = write_file(&f.fs, ROOT, "reel.mp4", &video).await.unwrap();
 
     let opened = f.fs.open(ino, OpenMode::default()).await.unwrap();
