@@ -141,7 +141,7 @@ async fn creates_folders_and_uploads_into_them() {
         )
         .await
         .unwrap();
-    assert_eq!(&part[..], &bytes[100..150]);
+    assert_eq!(&part.to_bytes()[..], &bytes[100..150]);
     let past = client
         .download(
             &url,

@@ -8,9 +8,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use bytes::Bytes;
 use common::*;
-use mediafs::api::{ApiError, ApiResult, ByteRange, DeleteStatus, MediaClient, MediaObject};
+use mediafs::api::{
+    ApiError, ApiResult, ByteRange, DeleteStatus, MediaClient, MediaObject, Segments,
+};
 use mediafs::fs::{Backend, Errno, FsConfig, MediaFs, OpenMode, RenameFlags, SetAttr, ROOT};
 
 /// The real client, with uploads and removals that fail when told to.
@@ -63,7 +64,7 @@ impl Backend for Flaky {
         }
         self.inner.remove(id, status).await
     }
-    async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Bytes> {
+    async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Segments> {
         Backend::read_range(&self.inner, url, range).await
     }
 }

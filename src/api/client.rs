@@ -22,6 +22,7 @@ use super::mime;
 use super::models::{
     DeleteStatus, ListQuery, ListResponse, MediaObject, ObjectKind, UploadResponse,
 };
+use super::segments::Segments;
 use super::token::TokenSource;
 
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
@@ -668,23 +669,27 @@ impl MediaClient {
     }
 
     /// Reads a byte range of an object whole, retrying a body cut short.
-    pub async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Bytes> {
+    /// The body is kept in the pieces it arrived in, uncopied.
+    pub async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Segments> {
         let mut attempt = 0;
         loop {
-            let resp = self.download(url, Some(range)).await?;
-            match resp.bytes().await {
-                Ok(b) => return Ok(b),
-                Err(e) if attempt < self.config.max_retries => {
-                    log::warn!("download of {url} cut short: {e}; retrying");
-                    tokio::time::sleep(self.backoff(attempt)).await;
-                    attempt += 1;
+            let mut resp = self.download(url, Some(range)).await?;
+            let mut body = Segments::default();
+            let cut_short = loop {
+                match resp.chunk().await {
+                    Ok(Some(piece)) => body.push(piece),
+                    Ok(None) => return Ok(body),
+                    Err(e) => break e,
                 }
-                Err(e) => {
-                    return Err(ApiError::Network {
-                        message: describe_reqwest_error(&e),
-                    })
-                }
+            };
+            if attempt >= self.config.max_retries {
+                return Err(ApiError::Network {
+                    message: describe_reqwest_error(&cut_short),
+                });
             }
+            log::warn!("download of {url} cut short: {cut_short}; retrying");
+            tokio::time::sleep(self.backoff(attempt)).await;
+            attempt += 1;
         }
     }
 }

@@ -6,9 +6,11 @@ mod limiter;
 pub mod limits;
 pub mod mime;
 pub mod models;
+mod segments;
 pub mod token;
 
 pub use client::{ByteRange, ClientConfig, MediaClient};
 pub use error::{ApiError, ApiResult};
 pub use models::{DeleteStatus, ListQuery, MediaObject, ObjectKind};
+pub use segments::Segments;
 pub use token::{Secret, TokenSource};

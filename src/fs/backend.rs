@@ -4,10 +4,8 @@
 use std::future::Future;
 use std::path::Path;
 
-use bytes::Bytes;
-
 use crate::api::{
-    ApiResult, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind,
+    ApiResult, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind, Segments,
 };
 
 pub trait Backend: Send + Sync + 'static {
@@ -37,7 +35,7 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         url: &str,
         range: ByteRange,
-    ) -> impl Future<Output = ApiResult<Bytes>> + Send;
+    ) -> impl Future<Output = ApiResult<Segments>> + Send;
 }
 
 impl Backend for MediaClient {
@@ -87,7 +85,7 @@ impl Backend for MediaClient {
         self.delete_many(&[id.to_owned()], status).await
     }
 
-    async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Bytes> {
+    async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Segments> {
         MediaClient::read_range(self, url, range).await
     }
 }

@@ -18,7 +18,7 @@ use lru::LruCache;
 
 use super::backend::Backend;
 use super::Errno;
-use crate::api::ByteRange;
+use crate::api::{ByteRange, Segments};
 
 /// Bytes fetched per ranged GET.
 pub const CHUNK: u64 = 1024 * 1024;
@@ -73,7 +73,7 @@ struct Cached {
 
 /// Where a chunk's bytes are once it is available.
 enum Chunk {
-    Memory(Bytes),
+    Memory(Arc<Segments>),
     Disk,
 }
 
@@ -89,7 +89,7 @@ pub struct ContentCache {
     dir: PathBuf,
     max_bytes: u64,
     objects: Mutex<Objects>,
-    memory: Mutex<LruCache<(String, u64), Bytes>>,
+    memory: Mutex<LruCache<(String, u64), Arc<Segments>>>,
 }
 
 impl ContentCache {
@@ -156,7 +156,7 @@ impl ContentCache {
         Ok(cached)
     }
 
-    fn in_memory(&self, id: &str, chunk: u64) -> Option<Bytes> {
+    fn in_memory(&self, id: &str, chunk: u64) -> Option<Arc<Segments>> {
         self.memory
             .lock()
             .unwrap()
@@ -219,11 +219,14 @@ impl ContentCache {
             return Err(Errno(libc::EIO));
         }
         if let Some(disk) = &cached.disk {
-            disk.file
-                .write_all_at(&bytes, offset)
-                .map_err(Errno::from_io)?;
+            let mut at = offset;
+            for piece in bytes.pieces() {
+                disk.file.write_all_at(piece, at).map_err(Errno::from_io)?;
+                at += piece.len() as u64;
+            }
             disk.present.lock().unwrap()[chunk as usize] = true;
         }
+        let bytes = Arc::new(bytes);
         self.memory
             .lock()
             .unwrap()
@@ -244,7 +247,7 @@ impl ContentCache {
     }
 
     /// Reads up to `len` bytes at `offset`, fetching missing chunks. A read
-    /// within one chunk held in memory is a slice of it, with no copy.
+    /// within one piece of a chunk held in memory is a slice of it, no copy.
     pub async fn read<B: Backend>(
         &self,
         backend: &B,
@@ -270,7 +273,8 @@ impl ContentCache {
 }
 
 /// The bytes `offset..end` out of the chunks they span, in order. Within one
-/// chunk held in memory they are a slice of it, with no copy.
+/// piece of a chunk held in memory (as it came off the wire) they are a
+/// slice of it, with no copy.
 fn assemble(
     disk: Option<&DiskCopy>,
     offset: u64,
@@ -285,7 +289,7 @@ fn assemble(
         let from = offset.max(base);
         let to = end.min(base + CHUNK);
         let part = match found {
-            Chunk::Memory(bytes) => bytes.slice((from - base) as usize..(to - base) as usize),
+            Chunk::Memory(body) => body.slice((from - base) as usize..(to - base) as usize),
             Chunk::Disk => {
                 let disk = disk.expect("a disk chunk has a disk copy");
                 let mut buf = vec![0; (to - from) as usize];
