@@ -551,3 +551,41 @@ async fn redirects_are_refused_and_the_token_goes_nowhere_else() {
         "the other host was never contacted"
     );
 }
+
+/// With half of all downloads failing (a 500, or a connection dropped before
+/// or partway through the bytes), every ranged read still returns exactly
+/// the bytes asked for: a piece of a broken answer is never kept.
+#[tokio::test]
+async fn ranged_reads_survive_failed_downloads() {
+    let emu = start_emulator(false, quiet()).await;
+    let client = emu.client_with(|c| c.max_retries = 12);
+    let tmp = tempfile::tempdir().unwrap();
+    let bytes = mp4_bytes(3 * 1024 * 1024, 251);
+    let path = write_file(tmp.path(), "promo.mp4", &bytes);
+    let uploaded = client.upload_file(&path, "promo.mp4", None).await.unwrap();
+    let url = uploaded.url.unwrap();
+    emu.set_faults(Faults {
+        fail_rate: 0.5,
+        fail_after_share: 0.5,
+        fail_routes: vec!["GET /msgsndr".into()],
+        ..quiet()
+    })
+    .await;
+    // Enough reads that some fail, but for one chance in 100,000.
+    let mut ranges: Vec<(u64, u64)> = (0..14).map(|i| (i * 200_000, 350_000)).collect();
+    ranges.extend([(0, 1 << 20), (2 << 20, 1 << 20), (17, 1)]);
+    for &(offset, len) in &ranges {
+        let got = client
+            .read_range(&url, ByteRange { offset, len })
+            .await
+            .unwrap();
+        let want = &bytes[offset as usize..(offset + len) as usize];
+        assert_eq!(got.len(), want.len());
+        assert!(got.to_bytes()[..] == *want, "wrong bytes at {offset}");
+    }
+    let downloads = emu.stats().await["download_requests"].as_u64().unwrap();
+    assert!(
+        downloads > ranges.len() as u64,
+        "some downloads failed and were retried ({downloads} made)"
+    );
+}

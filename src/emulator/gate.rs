@@ -279,6 +279,10 @@ fn cut_short(resp: Response) -> Response {
         .into_data_stream()
         .take(1)
         .chain(futures::stream::once(async {
+            // Time for the server to flush what went before: a body that
+            // fails at once is dropped unsent, and the client would never
+            // see a partial answer.
+            tokio::time::sleep(Duration::from_millis(20)).await;
             Err(axum::Error::new(std::io::Error::new(
                 std::io::ErrorKind::ConnectionReset,
                 "injected drop",
