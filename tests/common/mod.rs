@@ -116,7 +116,6 @@ pub fn write_file(dir: &std::path::Path, name: &str, bytes: &[u8]) -> std::path:
     path
 }
 
-/// The start of a real PNG followed by `extra` bytes of payload.
 /// An MP4 head followed by `extra` bytes of a pattern that repeats every
 /// `period` bytes (a prime, so chunk boundaries never line up with it).
 pub fn mp4_bytes(extra: u32, period: u32) -> Vec<u8> {
@@ -125,6 +124,7 @@ pub fn mp4_bytes(extra: u32, period: u32) -> Vec<u8> {
     v
 }
 
+/// The start of a real PNG followed by `extra` bytes of payload.
 pub fn png_bytes(extra: usize, seed: u8) -> Vec<u8> {
     let mut v = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0".to_vec();
     v.extend((0..extra).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)));
