@@ -66,14 +66,6 @@ impl Segments {
     }
 }
 
-impl From<Bytes> for Segments {
-    fn from(piece: Bytes) -> Segments {
-        let mut segments = Segments::default();
-        segments.push(piece);
-        segments
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
