@@ -378,6 +378,26 @@ async fn updates_rename_only_and_deletes_hide() {
         .collect();
     assert_eq!(names, ["Brand", "Campaigns"]);
 
+    // The store's own view keeps what listings hide, with its status.
+    let all: Value = client
+        .get(format!("{base}/_emulator/objects?location={LOCATION}"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let status_of = |id: &str| {
+        all["objects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["_id"] == id)
+            .map(|o| o["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status_of(&team).as_deref(), Some("trashed"));
+    assert_eq!(status_of(&brand).as_deref(), Some("active"));
+
     let resp = authed(client.put(format!("{base}/medias/delete-files")))
         .json(&json!({"altId": LOCATION, "altType": "location", "status": "gone", "filesToBeDeleted": []}))
         .send()

@@ -50,6 +50,35 @@ pub async fn reset_stats(State(state): State<SharedState>) -> StatusCode {
     StatusCode::NO_CONTENT
 }
 
+/// Query of `GET /_emulator/objects`.
+#[derive(Debug, serde::Deserialize)]
+pub struct ObjectsQuery {
+    location: String,
+}
+
+/// Every object the store holds for a location, trashed and deleted ones
+/// included (with their `status`), oldest first: the server's state as it
+/// is, for tests that must not take the client's word for it.
+pub async fn objects(
+    State(state): State<SharedState>,
+    axum::extract::Query(q): axum::extract::Query<ObjectsQuery>,
+) -> Response {
+    match state.store.all_objects(&q.location).await {
+        Ok(all) => {
+            let objects: Vec<serde_json::Value> = all
+                .iter()
+                .map(|o| {
+                    let mut v = super::routes::object_json(o, &state.public_base);
+                    v["status"] = json!(o.status.as_str());
+                    v
+                })
+                .collect();
+            Json(json!({ "objects": objects })).into_response()
+        }
+        Err(e) => super::routes::error_response(StatusCode::INTERNAL_SERVER_ERROR, &e.to_string()),
+    }
+}
+
 pub async fn get_faults(State(state): State<SharedState>) -> Json<Faults> {
     Json(state.faults.read().unwrap().clone())
 }

@@ -296,6 +296,7 @@ fn router(state: SharedState) -> Router {
             "/_emulator/faults",
             get(gate::get_faults).post(gate::set_faults),
         )
+        .route("/_emulator/objects", get(gate::objects))
         .route("/_emulator/revoke", post(oauth::revoke))
         .route("/oauth/token", post(oauth::token));
     api.merge(storage).merge(control).with_state(state)

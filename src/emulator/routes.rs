@@ -122,7 +122,7 @@ fn timestamp(t: chrono::DateTime<Utc>) -> String {
 }
 
 /// An object as the service lists it, extra fields and all.
-fn object_json(o: &Object, public_base: &str) -> Value {
+pub fn object_json(o: &Object, public_base: &str) -> Value {
     let mut v = json!({
         "_id": o.id, "altId": o.location, "altType": "location", "name": o.name,
         "type": o.kind.as_str(), "createdAt": timestamp(o.created_at),

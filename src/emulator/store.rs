@@ -88,7 +88,7 @@ pub enum Status {
 }
 
 impl Status {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             Status::Active => "active",
             Status::Trashed => "trashed",
@@ -331,6 +331,20 @@ impl Store {
             let mut stmt = db.prepare_cached(&sql)?;
             let rows = stmt.query_map(arg_refs.as_slice(), row_to_object)?;
             Ok((rows.collect::<rusqlite::Result<Vec<_>>>()?, total as u64))
+        })
+        .await
+    }
+
+    /// Every object of a location, whatever its status, oldest first: the
+    /// store's own view, for tests to check the server state against.
+    pub async fn all_objects(&self, location: &str) -> rusqlite::Result<Vec<Object>> {
+        let location = location.to_owned();
+        self.with_db(move |db| {
+            let mut stmt = db.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM objects WHERE location = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query_map([location], row_to_object)?;
+            rows.collect()
         })
         .await
     }

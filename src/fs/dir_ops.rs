@@ -1,7 +1,7 @@
 //! Names: lookup, attributes, directory listings, mkdir, unlink, rmdir, rename.
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use super::state::{FolderKey, Ino, Node, View, ROOT};
 use super::{Attr, Backend, DirEntry, Errno, FileKind, FsResult, MediaFs};
@@ -124,7 +124,7 @@ impl<B: Backend> MediaFs<B> {
         if self.state.lock().unwrap().tree_is_fresh() {
             return Ok(());
         }
-        let started = Instant::now();
+        let started = self.config.clock.now();
         let folders = self
             .backend
             .folder_tree()
@@ -149,7 +149,7 @@ impl<B: Backend> MediaFs<B> {
         if self.state.lock().unwrap().listing_is_fresh(key) {
             return Ok(());
         }
-        let started = Instant::now();
+        let started = self.config.clock.now();
         let files = self
             .backend
             .files_in(key.as_deref())
@@ -277,7 +277,7 @@ impl<B: Backend> MediaFs<B> {
                     let mut st = self.state.lock().unwrap();
                     st.add_object(folder.clone());
                     // A folder just made is empty: no need to ask.
-                    st.set_listing(Some(folder.id.clone()), Vec::new(), Instant::now());
+                    st.set_listing(Some(folder.id.clone()), Vec::new(), self.config.clock.now());
                 }
                 Entry::Object(folder)
             }

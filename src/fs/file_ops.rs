@@ -670,6 +670,28 @@ impl<B: Backend> MediaFs<B> {
         }
     }
 
+    /// Entries from `from` on with their attributes, each counted as a
+    /// kernel lookup, handed to `add` until it answers that one did not fit
+    /// (READDIRPLUS fills a buffer of the kernel's choosing).
+    pub fn readdirplus(
+        &self,
+        fh: u64,
+        from: usize,
+        mut add: impl FnMut(&DirEntry, &Attr) -> bool,
+    ) -> FsResult<()> {
+        for entry in self.readdir(fh, from)? {
+            let Ok(attr) = self.enter_listed(entry.ino) else {
+                continue;
+            };
+            if add(&entry, &attr) {
+                // It did not fit: the kernel will not know it, so no lookup.
+                self.forget(entry.ino, 1);
+                break;
+            }
+        }
+        Ok(())
+    }
+
     pub fn releasedir(&self, fh: u64) {
         self.handles.lock().unwrap().remove(&fh);
     }

@@ -3,6 +3,7 @@
 //! thin adapter over it, and tests drive it directly.
 
 pub mod backend;
+mod clock;
 mod content;
 mod dir_ops;
 mod file_ops;
@@ -22,6 +23,7 @@ use std::time::{Duration, SystemTime};
 pub use write_back::spool_status;
 
 pub use backend::Backend;
+pub use clock::Clock;
 use content::ContentCache;
 pub use dir_ops::RenameFlags;
 pub use file_ops::{OpenMode, SetAttr};
@@ -64,6 +66,14 @@ pub struct FsConfig {
     pub write_back: bool,
     pub uid: u32,
     pub gid: u32,
+    /// What the TTL and this mount's own changes are timed by.
+    pub clock: Clock,
+    /// Folders whose file listings are kept; older ones are fetched again.
+    pub listings_kept: usize,
+    /// Inodes nothing references any more are dropped past this many.
+    pub idle_nodes_kept: usize,
+    /// Write-back uploads running at once.
+    pub parallel_uploads: usize,
 }
 
 impl FsConfig {
@@ -78,6 +88,10 @@ impl FsConfig {
             write_back: false,
             uid: unsafe { libc::getuid() },
             gid: unsafe { libc::getgid() },
+            clock: Clock::system(),
+            listings_kept: 4096,
+            idle_nodes_kept: 50_000,
+            parallel_uploads: 4,
         }
     }
 }
@@ -197,7 +211,12 @@ impl<B: Backend> MediaFs<B> {
         };
         Ok(MediaFs {
             backend,
-            state: Mutex::new(State::new(config.metadata_ttl)),
+            state: Mutex::new(State::new(
+                config.metadata_ttl,
+                config.clock.clone(),
+                config.listings_kept,
+                config.idle_nodes_kept,
+            )),
             content: Arc::new(content),
             times,
             staging_dir,

@@ -4,8 +4,6 @@
 //! small file fetches its small siblings' bytes, 32 at a time, (a cold
 //! `cat *`, `grep -r` or `rsync` out costs about one round trip per batch).
 
-use std::time::Instant;
-
 use futures::StreamExt;
 
 use super::content::{Remote, CHUNK};
@@ -63,11 +61,11 @@ impl<B: Backend> MediaFs<B> {
             let mut done = self.siblings_prefetched.lock().unwrap();
             if done
                 .get(&parent)
-                .is_some_and(|t| t.elapsed() < self.config.metadata_ttl)
+                .is_some_and(|t| self.config.clock.since(*t) < self.config.metadata_ttl)
             {
                 return;
             }
-            done.insert(parent, Instant::now());
+            done.insert(parent, self.config.clock.now());
         }
         let Ok(Some(view)) = self.folder_view(parent).await else {
             return;

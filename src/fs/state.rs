@@ -14,6 +14,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use lru::LruCache;
 
+use super::clock::Clock;
 use super::names;
 use super::staging::StagingCell;
 use super::times::Times;
@@ -26,10 +27,6 @@ pub const ROOT: Ino = 1;
 /// A folder as the service knows it: `None` is the root.
 pub type FolderKey = Option<String>;
 
-/// Folders whose file listings are kept; older ones are fetched again.
-const LISTINGS_KEPT: usize = 4096;
-/// Inodes the kernel no longer references are dropped past this many.
-const IDLE_NODES_KEPT: usize = 50_000;
 /// How long this mount's own changes are replayed over fresh listings.
 const OWN_CHANGES_KEPT: Duration = Duration::from_secs(30);
 
@@ -126,6 +123,8 @@ struct Listing {
 #[derive(Debug)]
 pub struct State {
     ttl: Duration,
+    clock: Clock,
+    idle_nodes_kept: usize,
     nodes: HashMap<Ino, Node>,
     by_id: HashMap<String, Ino>,
     next_ino: Ino,
@@ -141,19 +140,21 @@ pub struct State {
 }
 
 impl State {
-    pub fn new(ttl: Duration) -> State {
+    pub fn new(ttl: Duration, clock: Clock, listings_kept: usize, idle_nodes_kept: usize) -> State {
         let mut nodes = HashMap::new();
         let mut root = Node::new(ROOT, String::new(), FileKind::Dir, None, false);
         root.lookups = 1;
         nodes.insert(ROOT, root);
         State {
             ttl,
+            clock,
+            idle_nodes_kept,
             nodes,
             by_id: HashMap::new(),
             next_ino: ROOT + 1,
             folders: HashMap::new(),
             tree_fetched: None,
-            listings: LruCache::new(LISTINGS_KEPT.try_into().expect("nonzero")),
+            listings: LruCache::new(listings_kept.max(1).try_into().expect("nonzero")),
             views: HashMap::new(),
             local_children: HashMap::new(),
             own_changes: Vec::new(),
@@ -183,14 +184,15 @@ impl State {
     // ---- freshness ----
 
     pub fn tree_is_fresh(&self) -> bool {
-        self.tree_fetched.is_some_and(|t| t.elapsed() < self.ttl)
+        self.tree_fetched
+            .is_some_and(|t| self.clock.since(t) < self.ttl)
     }
 
     pub fn listing_is_fresh(&mut self, key: &FolderKey) -> bool {
-        let ttl = self.ttl;
+        let (ttl, clock) = (self.ttl, self.clock.clone());
         self.listings
             .get(key)
-            .is_some_and(|l| l.fetched.elapsed() < ttl)
+            .is_some_and(|l| clock.since(l.fetched) < ttl)
     }
 
     /// Forgets a folder's file listing, so that the next look fetches it.
@@ -201,13 +203,14 @@ impl State {
     }
 
     fn recent_changes(&mut self) -> Vec<OwnChange> {
+        let clock = self.clock.clone();
         self.own_changes
-            .retain(|(t, _)| t.elapsed() < OWN_CHANGES_KEPT);
+            .retain(|(t, _)| clock.since(*t) < OWN_CHANGES_KEPT);
         self.own_changes.iter().map(|(_, c)| c.clone()).collect()
     }
 
     fn remember(&mut self, change: OwnChange) {
-        self.own_changes.push((Instant::now(), change));
+        self.own_changes.push((self.clock.now(), change));
     }
 
     /// Replaces the folder tree with a fresh listing, this mount's recent
@@ -388,7 +391,7 @@ impl State {
         let ino = self.next_ino;
         self.next_ino += 1;
         self.nodes.insert(ino, node);
-        if self.nodes.len() > 2 * IDLE_NODES_KEPT {
+        if self.nodes.len() > 2 * self.idle_nodes_kept {
             self.prune();
         }
         ino

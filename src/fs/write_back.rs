@@ -18,9 +18,6 @@ use super::{Backend, Errno, FsResult, MediaFs};
 use crate::api::limits::max_upload_bytes;
 use crate::api::mime;
 
-/// Uploads running at once.
-const PARALLEL_UPLOADS: usize = 4;
-
 /// Where a spooled file goes.
 struct Target {
     name: String,
@@ -164,7 +161,7 @@ impl<B: Backend> MediaFs<B> {
             }
             Err(e) => log::error!("cannot read the write-back spool: {e}"),
         }
-        let slots = Arc::new(Semaphore::new(PARALLEL_UPLOADS));
+        let slots = Arc::new(Semaphore::new(self.config.parallel_uploads.max(1)));
         while let Some(id) = receiver.recv().await {
             let Ok(slot) = slots.clone().acquire_owned().await else {
                 break;
@@ -175,6 +172,21 @@ impl<B: Backend> MediaFs<B> {
                 drop(slot);
             });
         }
+    }
+
+    /// Uploads everything queued, one at a time, in this task: for a core
+    /// that runs no background worker. Returns when the queue is empty.
+    pub async fn finish_pending(&self) {
+        let Some(wb) = self.write_back.as_ref() else {
+            return;
+        };
+        let Some(mut receiver) = wb.receiver.lock().unwrap().take() else {
+            return;
+        };
+        while let Ok(id) = receiver.try_recv() {
+            self.upload_spooled(&id).await;
+        }
+        *wb.receiver.lock().unwrap() = Some(receiver);
     }
 
     /// Where an entry goes: from its inode while this mount has it, else

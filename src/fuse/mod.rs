@@ -456,40 +456,33 @@ impl<B: Backend> Filesystem for FuseAdapter<B> {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let listed = self
-            .fs
-            .readdir(fh.0, offset.saturating_sub(2) as usize)
-            .and_then(|entries| Ok((entries, self.fs.getattr(ino.0)?)));
-        let (entries, dir_attr) = match listed {
-            Ok(v) => v,
+        let dir_attr = match self.fs.getattr(ino.0) {
+            Ok(attr) => file_attr(&attr),
             Err(e) => return reply.error(errno(e)),
         };
-        let dir_attr = file_attr(&dir_attr);
         // The kernel makes no entries of "." and "..", and counts no lookup.
         for (next, name) in [(1, "."), (2, "..")] {
             if offset < next && reply.add(ino, next, name, &self.ttl, &dir_attr, Generation(0)) {
                 return reply.ok();
             }
         }
-        for (i, entry) in entries.into_iter().enumerate() {
-            let next = offset.max(2) + i as u64 + 1;
-            let Ok(attr) = self.fs.enter_listed(entry.ino) else {
-                continue;
-            };
-            if reply.add(
+        let from = offset.saturating_sub(2) as usize;
+        let mut next = offset.max(2);
+        let listed = self.fs.readdirplus(fh.0, from, |entry, attr| {
+            next += 1;
+            reply.add(
                 INodeNo(entry.ino),
                 next,
                 &entry.name,
                 &self.ttl,
-                &file_attr(&attr),
+                &file_attr(attr),
                 Generation(0),
-            ) {
-                // It did not fit: the kernel will not know it, so no lookup.
-                self.fs.forget(entry.ino, 1);
-                break;
-            }
+            )
+        });
+        match listed {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(e)),
         }
-        reply.ok();
     }
 
     fn releasedir(
