@@ -1,10 +1,13 @@
 //! Names: lookup, attributes, directory listings, mkdir, unlink, rmdir, rename.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
-use super::state::{FolderKey, Ino, Node, View, ROOT};
-use super::{Attr, Backend, DirEntry, Errno, FileKind, FsResult, MediaFs};
+use super::namespace::{
+    DirState, FileState, FolderKey, Ino, Namespace, Node, NodeKind, View, ROOT,
+};
+use super::uploader::Destination;
+use super::{api_failure, Attr, Backend, DirEntry, Errno, FileKind, FsResult, MediaFs};
 use crate::api::{ApiError, MediaObject};
 
 /// What a name in a folder stands for.
@@ -14,6 +17,15 @@ pub(super) enum Entry {
     Local(Ino),
     /// An object on the server.
     Object(MediaObject),
+}
+
+/// One entry of a directory as it was when the directory was opened: by
+/// identity, so that it can be answered even if its inode went meanwhile.
+#[derive(Debug, Clone)]
+pub(super) struct Listed {
+    pub name: String,
+    pub kind: FileKind,
+    pub entry: Entry,
 }
 
 /// Renames the kernel may ask for (`renameat2` flags).
@@ -27,35 +39,38 @@ fn system_time(t: Option<chrono::DateTime<chrono::Utc>>) -> Option<SystemTime> {
     t.map(SystemTime::from)
 }
 
-impl<B: Backend> MediaFs<B> {
-    /// Logs a failed call in words a user can act on and gives its errno.
-    pub(super) fn api_failure(&self, what: &str, e: &ApiError) -> Errno {
-        match e {
-            ApiError::Unauthorized { .. } => log::error!(
-                "{what}: {e}. The token may have expired or been revoked, or it does not reach this location; \
-                 mount again with a valid token"
-            ),
-            ApiError::TooLarge { .. } | ApiError::TypeRefused { .. } | ApiError::NotFound { .. } => {
-                log::warn!("{what}: {e}")
-            }
-            _ => log::error!("{what}: {e}"),
-        }
-        Errno::from_api(e)
-    }
+/// Ends a listing fetch in the namespace's books even if its task is
+/// dropped halfway, so that the changes it might predate are let go.
+struct Fetching<'a> {
+    ns: &'a std::sync::Mutex<Namespace>,
+    started: Instant,
+    done: bool,
+}
 
+impl<'a> Fetching<'a> {
+    fn begin(ns: &'a std::sync::Mutex<Namespace>) -> Self {
+        let started = ns.lock().unwrap().listings.begin_fetch();
+        Fetching {
+            ns,
+            started,
+            done: false,
+        }
+    }
+}
+
+impl Drop for Fetching<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            self.ns.lock().unwrap().listings.end_fetch(self.started);
+        }
+    }
+}
+
+impl<B: Backend> MediaFs<B> {
     pub(super) fn attr_of(&self, ino: Ino, node: &Node) -> Attr {
-        let object = node.object.as_ref();
-        let kind = node.kind;
-        let size = match kind {
-            FileKind::Dir => 0,
-            FileKind::File => node
-                .staging
-                .as_ref()
-                .map(|s| s.len())
-                .or(node.spooled.as_ref().map(|(_, len)| *len))
-                .or_else(|| object.and_then(|o| o.size))
-                .unwrap_or(0),
-        };
+        let object = node.object();
+        let kind = node.file_kind();
+        let size = node.file().map_or(0, FileState::len);
         let server_time =
             object.and_then(|o| system_time(o.updated_at).or(system_time(o.created_at)));
         let created = object.and_then(|o| system_time(o.created_at));
@@ -67,7 +82,8 @@ impl<B: Backend> MediaFs<B> {
         let set = node
             .pending_times
             .or_else(|| node.id().and_then(|id| self.times.get(id)));
-        let writing = node.staging.as_ref().is_some_and(|s| s.is_dirty());
+        let writing =
+            matches!(node.file(), Some(FileState::Staged { cell, .. }) if cell.is_dirty());
         let mtime = match (set, writing) {
             (Some(t), _) => t.mtime,
             (None, true) => SystemTime::now(),
@@ -100,42 +116,34 @@ impl<B: Backend> MediaFs<B> {
         }
     }
 
-    /// An entry handed to the kernel with its attributes (readdirplus):
-    /// counted as a lookup, as the kernel will `forget` it.
-    pub fn enter_listed(&self, ino: Ino) -> FsResult<Attr> {
-        let mut st = self.state.lock().unwrap();
-        let node = st.node_mut(ino).ok_or(Errno(libc::ENOENT))?;
-        node.lookups += 1;
-        let node = st.node(ino).expect("just found");
-        Ok(self.attr_of(ino, node))
-    }
-
     pub fn getattr(&self, ino: Ino) -> FsResult<Attr> {
-        let st = self.state.lock().unwrap();
-        let node = st.node(ino).ok_or(Errno(libc::ENOENT))?;
+        let ns = self.ns.lock().unwrap();
+        let node = ns.node(ino).ok_or(Errno(libc::ENOENT))?;
         Ok(self.attr_of(ino, node))
     }
 
     async fn refresh_tree(&self) -> FsResult<()> {
-        if self.state.lock().unwrap().tree_is_fresh() {
+        if self.ns.lock().unwrap().listings.tree_is_fresh() {
             return Ok(());
         }
         let _one_at_a_time = self.tree_refresh.lock().await;
-        if self.state.lock().unwrap().tree_is_fresh() {
+        if self.ns.lock().unwrap().listings.tree_is_fresh() {
             return Ok(());
         }
-        let started = self.config.clock.now();
+        let mut fetching = Fetching::begin(&self.ns);
         let folders = self
             .backend
             .folder_tree()
             .await
-            .map_err(|e| self.api_failure("listing the folder tree", &e))?;
-        self.state.lock().unwrap().set_tree(folders, started);
+            .map_err(|e| api_failure("listing the folder tree", &e))?;
+        fetching.done = true;
+        let started = fetching.started;
+        self.ns.lock().unwrap().listings.set_tree(folders, started);
         Ok(())
     }
 
     pub(super) async fn refresh_listing(&self, key: &FolderKey) -> FsResult<()> {
-        if self.state.lock().unwrap().listing_is_fresh(key) {
+        if self.ns.lock().unwrap().listings.listing_is_fresh(key) {
             return Ok(());
         }
         let lock = self
@@ -146,39 +154,39 @@ impl<B: Backend> MediaFs<B> {
             .or_default()
             .clone();
         let _one_at_a_time = lock.lock().await;
-        if self.state.lock().unwrap().listing_is_fresh(key) {
+        if self.ns.lock().unwrap().listings.listing_is_fresh(key) {
             return Ok(());
         }
-        let started = self.config.clock.now();
+        let mut fetching = Fetching::begin(&self.ns);
         let files = self
             .backend
             .files_in(key.as_deref())
             .await
-            .map_err(|e| self.api_failure("listing a folder", &e))?;
-        self.state
-            .lock()
-            .unwrap()
-            .set_listing(key.clone(), files, started);
+            .map_err(|e| api_failure("listing a folder", &e))?;
+        fetching.done = true;
+        let started = fetching.started;
+        let mut ns = self.ns.lock().unwrap();
+        ns.listings.set_files(key.clone(), files, started);
         Ok(())
     }
 
     /// The server side of a directory's entries; `None` for a local directory.
     pub(super) async fn folder_view(&self, dir: Ino) -> FsResult<Option<Arc<View>>> {
         let key = {
-            let st = self.state.lock().unwrap();
-            let node = st.node(dir).ok_or(Errno(libc::ENOENT))?;
-            if node.kind != FileKind::Dir {
+            let ns = self.ns.lock().unwrap();
+            let node = ns.node(dir).ok_or(Errno(libc::ENOENT))?;
+            if node.file_kind() != FileKind::Dir {
                 return Err(Errno(libc::ENOTDIR));
             }
             if node.unlinked {
                 return Err(Errno(libc::ENOENT));
             }
-            node.folder_key(dir)
+            node.folder_key()
         };
         let Some(key) = key else { return Ok(None) };
         for _ in 0..3 {
             tokio::try_join!(self.refresh_tree(), self.refresh_listing(&key))?;
-            if let Some(view) = self.state.lock().unwrap().view(&key) {
+            if let Some(view) = self.ns.lock().unwrap().listings.view(&key) {
                 return Ok(Some(view));
             }
         }
@@ -191,7 +199,7 @@ impl<B: Backend> MediaFs<B> {
             return Err(Errno(libc::ENAMETOOLONG));
         }
         let view = self.folder_view(dir).await?;
-        if let Some(ino) = self.state.lock().unwrap().local_child(dir, name) {
+        if let Some(ino) = self.ns.lock().unwrap().local_child(dir, name) {
             return Ok(Some(Entry::Local(ino)));
         }
         Ok(view
@@ -199,17 +207,34 @@ impl<B: Backend> MediaFs<B> {
             .map(Entry::Object))
     }
 
+    /// The inode of an entry, made if need be (by object id), without
+    /// counting a lookup.
+    fn inode_of(ns: &mut Namespace, dir: Ino, name: &str, entry: &Entry) -> FsResult<Ino> {
+        match entry {
+            Entry::Local(ino) => ns
+                .node(*ino)
+                .filter(|n| !n.unlinked)
+                .map(|_| *ino)
+                .ok_or(Errno(libc::ENOENT)),
+            Entry::Object(o) => Ok(ns.intern(dir, name, o)),
+        }
+    }
+
     /// The inode of an entry, counted as one more kernel lookup.
     pub(super) fn enter(&self, dir: Ino, name: &str, entry: &Entry) -> FsResult<Attr> {
-        let mut st = self.state.lock().unwrap();
-        let ino = match entry {
-            Entry::Local(ino) => *ino,
-            Entry::Object(o) => st.intern(dir, name, o),
-        };
-        let node = st.node_mut(ino).ok_or(Errno(libc::ENOENT))?;
+        let mut ns = self.ns.lock().unwrap();
+        let ino = Self::inode_of(&mut ns, dir, name, entry)?;
+        let node = ns.node_mut(ino).ok_or(Errno(libc::ENOENT))?;
         node.lookups += 1;
-        let node = st.node(ino).expect("just found");
         Ok(self.attr_of(ino, node))
+    }
+
+    /// Undoes [`Self::enter`] for an entry the kernel was not given: one
+    /// lookup fewer, and the node stays for the next try.
+    pub(super) fn unenter(&self, ino: Ino) {
+        if let Some(node) = self.ns.lock().unwrap().node_mut(ino) {
+            node.lookups = node.lookups.saturating_sub(1);
+        }
     }
 
     pub async fn lookup(&self, dir: Ino, name: &str) -> FsResult<Attr> {
@@ -220,44 +245,84 @@ impl<B: Backend> MediaFs<B> {
     }
 
     /// Every entry of a directory, for one pass of `readdir`.
-    pub async fn list_dir(&self, dir: Ino) -> FsResult<Vec<DirEntry>> {
+    pub(super) async fn list_entries(&self, dir: Ino) -> FsResult<Vec<Listed>> {
         let view = self.folder_view(dir).await?;
-        let mut st = self.state.lock().unwrap();
-        let mut entries = Vec::new();
-        let locals = st.local_children(dir);
-        for (name, ino) in &locals {
-            if let Some(node) = st.node(*ino) {
-                entries.push(DirEntry {
-                    ino: *ino,
+        let ns = self.ns.lock().unwrap();
+        let locals = ns.local_children(dir);
+        let mut entries: Vec<Listed> = locals
+            .iter()
+            .filter_map(|(name, ino)| {
+                Some(Listed {
                     name: name.clone(),
-                    kind: node.kind,
-                });
+                    kind: ns.node(*ino)?.file_kind(),
+                    entry: Entry::Local(*ino),
+                })
+            })
+            .collect();
+        for (name, object) in view.iter().flat_map(|v| &v.entries) {
+            if locals.iter().any(|(n, _)| n == name) {
+                continue;
             }
-        }
-        if let Some(view) = view {
-            for (name, object) in &view.entries {
-                if locals.iter().any(|(n, _)| n == name) {
-                    continue;
-                }
-                let ino = st.intern(dir, name, object);
-                let kind = if object.is_folder() {
+            entries.push(Listed {
+                name: name.clone(),
+                kind: if object.is_folder() {
                     FileKind::Dir
                 } else {
                     FileKind::File
-                };
-                entries.push(DirEntry {
-                    ino,
-                    name: name.clone(),
-                    kind,
-                });
-            }
+                },
+                entry: Entry::Object(object.clone()),
+            });
         }
         Ok(entries)
     }
 
+    /// Every entry of a directory with its inode, as `readdir` lists them.
+    pub async fn list_dir(&self, dir: Ino) -> FsResult<Vec<DirEntry>> {
+        let listed = self.list_entries(dir).await?;
+        let mut ns = self.ns.lock().unwrap();
+        Ok(listed
+            .iter()
+            .filter_map(|l| Self::dir_entry(&mut ns, dir, l))
+            .collect())
+    }
+
+    /// A listed entry with its inode, made again by object id if it went;
+    /// `None` for an entry of this mount removed since it was listed.
+    pub(super) fn dir_entry(ns: &mut Namespace, dir: Ino, listed: &Listed) -> Option<DirEntry> {
+        match Self::inode_of(ns, dir, &listed.name, &listed.entry) {
+            Ok(ino) => Some(DirEntry {
+                ino,
+                name: listed.name.clone(),
+                kind: listed.kind,
+            }),
+            Err(_) => {
+                log::debug!("{:?} was removed after its folder was listed", listed.name);
+                None
+            }
+        }
+    }
+
     fn folder_of(&self, dir: Ino) -> FsResult<Option<FolderKey>> {
-        let st = self.state.lock().unwrap();
-        Ok(st.node(dir).ok_or(Errno(libc::ENOENT))?.folder_key(dir))
+        let ns = self.ns.lock().unwrap();
+        Ok(ns.node(dir).ok_or(Errno(libc::ENOENT))?.folder_key())
+    }
+
+    /// Where a file named `name` in `dir` would be uploaded.
+    pub(super) fn destination<'a>(
+        &self,
+        ns: &Namespace,
+        dir: Ino,
+        name: &'a str,
+        unlinked: bool,
+    ) -> Destination<'a> {
+        Destination {
+            name,
+            folder: ns
+                .node(dir)
+                .and_then(Node::folder_key)
+                .filter(|_| !unlinked),
+            junk: self.is_junk(name),
+        }
     }
 
     pub async fn mkdir(&self, dir: Ino, name: &str) -> FsResult<Attr> {
@@ -265,58 +330,56 @@ impl<B: Backend> MediaFs<B> {
         if self.resolve(dir, name).await?.is_some() {
             return Err(Errno(libc::EEXIST));
         }
-        let key = self.folder_of(dir)?;
-        let entry = match key {
+        let entry = match self.folder_of(dir)? {
             Some(parent) if !self.is_junk(name) => {
                 let folder = self
                     .backend
                     .create_folder(name, parent.as_deref())
                     .await
-                    .map_err(|e| self.api_failure(&format!("creating folder {name:?}"), &e))?;
-                {
-                    let mut st = self.state.lock().unwrap();
-                    st.add_object(folder.clone());
-                    // A folder just made is empty: no need to ask.
-                    st.set_listing(Some(folder.id.clone()), Vec::new(), self.config.clock.now());
-                }
+                    .map_err(|e| api_failure(&format!("creating folder {name:?}"), &e))?;
+                let mut ns = self.ns.lock().unwrap();
+                ns.listings.add(folder.clone());
+                // A folder just made is empty: no need to ask.
+                ns.listings.set_empty(Some(folder.id.clone()));
                 Entry::Object(folder)
             }
-            _ => Entry::Local(
-                self.state
-                    .lock()
-                    .unwrap()
-                    .add_local(dir, name, FileKind::Dir),
-            ),
+            _ => {
+                let mut ns = self.ns.lock().unwrap();
+                Entry::Local(ns.add_local(dir, name, NodeKind::Dir(DirState::Local(0))))
+            }
         };
-        self.state.lock().unwrap().touch_dir(dir);
+        self.ns.lock().unwrap().touch_dir(dir);
         self.enter(dir, name, &entry)
     }
 
-    /// Takes an entry's node out of sight: unlinked, gone once forgotten.
-    fn mark_unlinked(&self, dir: Ino, name: &str, entry: &Entry) {
-        let mut st = self.state.lock().unwrap();
-        st.touch_dir(dir);
+    /// Takes an entry out of sight: unlinked, gone once nothing uses it.
+    pub(super) fn mark_unlinked(&self, dir: Ino, entry: &Entry) {
+        let mut ns = self.ns.lock().unwrap();
+        ns.touch_dir(dir);
         let ino = match entry {
-            Entry::Local(ino) => {
-                st.drop_local_entry(dir, name, *ino);
-                Some(*ino)
-            }
+            Entry::Local(ino) => Some(*ino),
             Entry::Object(o) => {
-                st.remove_object(&o.id);
+                ns.listings.remove(&o.id);
                 self.times.forget(&o.id);
-                st.intern_if_known(&o.id)
+                ns.ino_of(&o.id)
             }
         };
-        if let Some(node) = ino.and_then(|i| st.node_mut(i)) {
-            node.unlinked = true;
+        if let Some(ino) = ino {
+            ns.unlink_local_tree(ino);
+            ns.unlink(ino);
         }
     }
 
     async fn remove_on_server(&self, object: &MediaObject) -> FsResult<()> {
-        self.backend
+        match self
+            .backend
             .remove(&object.id, self.config.delete_mode)
             .await
-            .map_err(|e| self.api_failure(&format!("removing {:?}", object.name), &e))
+        {
+            // Removed elsewhere already: what was asked for holds.
+            Ok(()) | Err(ApiError::NotFound { .. }) => Ok(()),
+            Err(e) => Err(api_failure(&format!("removing {:?}", object.name), &e)),
+        }
     }
 
     pub async fn unlink(&self, dir: Ino, name: &str) -> FsResult<()> {
@@ -325,11 +388,38 @@ impl<B: Backend> MediaFs<B> {
         if self.entry_kind(&entry) == FileKind::Dir {
             return Err(Errno(libc::EISDIR));
         }
-        if let Entry::Object(o) = &entry {
+        let node = self.node_of(&entry);
+        let _uploads_held = match node {
+            Some(ino) => Some(self.hold_uploads(ino).await),
+            None => None,
+        };
+        // An upload in flight may have stored the file meanwhile.
+        let entry = self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?;
+        let stored = match &entry {
+            Entry::Object(o) => Some(o.clone()),
+            Entry::Local(ino) => self
+                .ns
+                .lock()
+                .unwrap()
+                .node(*ino)
+                .and_then(|n| n.object().cloned()),
+        };
+        if let Some(o) = &stored {
             self.remove_on_server(o).await?;
         }
-        self.mark_unlinked(dir, name, &entry);
+        if let Some(ino) = self.node_of(&entry) {
+            self.discard_spooled(ino);
+        }
+        self.mark_unlinked(dir, &entry);
         Ok(())
+    }
+
+    /// The inode an entry has now, if any.
+    fn node_of(&self, entry: &Entry) -> Option<Ino> {
+        match entry {
+            Entry::Local(ino) => Some(*ino),
+            Entry::Object(o) => self.ns.lock().unwrap().ino_of(&o.id),
+        }
     }
 
     pub(super) fn entry_kind(&self, entry: &Entry) -> FileKind {
@@ -337,39 +427,34 @@ impl<B: Backend> MediaFs<B> {
             Entry::Object(o) if o.is_folder() => FileKind::Dir,
             Entry::Object(_) => FileKind::File,
             Entry::Local(ino) => self
-                .state
+                .ns
                 .lock()
                 .unwrap()
                 .node(*ino)
-                .map_or(FileKind::File, |n| n.kind),
+                .map_or(FileKind::File, |n| n.file_kind()),
         }
     }
 
     /// Whether a directory holds anything but junk: asked of the server
     /// itself for a server folder, so a change made elsewhere counts.
-    async fn has_entries(&self, entry: &Entry) -> FsResult<bool> {
-        let ino = match entry {
-            Entry::Local(ino) => Some(*ino),
-            Entry::Object(o) => self.state.lock().unwrap().intern_if_known(&o.id),
-        };
-        if let Some(ino) = ino {
-            let st = self.state.lock().unwrap();
-            if st.local_children(ino).iter().any(|(n, _)| !self.is_junk(n)) {
+    pub(super) async fn has_entries(&self, entry: &Entry) -> FsResult<bool> {
+        if let Some(ino) = self.node_of(entry) {
+            let ns = self.ns.lock().unwrap();
+            if ns.local_children(ino).iter().any(|(n, _)| !self.is_junk(n)) {
                 return Ok(true);
             }
         }
         let Entry::Object(o) = entry else {
             return Ok(false);
         };
-        let full = self.backend.has_children(&o.id).await.map_err(|e| {
-            self.api_failure(&format!("checking whether {:?} is empty", o.name), &e)
-        })?;
+        let full = self
+            .backend
+            .has_children(&o.id)
+            .await
+            .map_err(|e| api_failure(&format!("checking whether {:?} is empty", o.name), &e))?;
         if full {
             // Whatever filled it elsewhere shows at the next listing.
-            self.state
-                .lock()
-                .unwrap()
-                .expire_listing(&Some(o.id.clone()));
+            self.ns.lock().unwrap().listings.expire(&Some(o.id.clone()));
         }
         Ok(full)
     }
@@ -386,101 +471,7 @@ impl<B: Backend> MediaFs<B> {
         if let Entry::Object(o) = &entry {
             self.remove_on_server(o).await?;
         }
-        self.mark_unlinked(dir, name, &entry);
-        Ok(())
-    }
-
-    pub async fn rename(
-        &self,
-        dir: Ino,
-        name: &str,
-        new_dir: Ino,
-        new_name: &str,
-        flags: RenameFlags,
-    ) -> FsResult<()> {
-        self.writable()?;
-        if flags.exchange {
-            // The library cannot swap two names in one step.
-            return Err(Errno(libc::EINVAL));
-        }
-        let mut source = self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?;
-        let target = self.resolve(new_dir, new_name).await?;
-        if let Some(target) = &target {
-            if flags.no_replace {
-                return Err(Errno(libc::EEXIST));
-            }
-            let same = match (&source, target) {
-                (Entry::Local(a), Entry::Local(b)) => a == b,
-                (Entry::Object(a), Entry::Object(b)) => a.id == b.id,
-                _ => false,
-            };
-            if same {
-                return Ok(());
-            }
-            match (self.entry_kind(&source), self.entry_kind(target)) {
-                (FileKind::Dir, FileKind::File) => return Err(Errno(libc::ENOTDIR)),
-                (FileKind::File, FileKind::Dir) => return Err(Errno(libc::EISDIR)),
-                (FileKind::Dir, FileKind::Dir) if self.has_entries(target).await? => {
-                    return Err(Errno(libc::ENOTEMPTY))
-                }
-                _ => {}
-            }
-        }
-        // A new file not uploaded yet, taking a name that will stay: store it
-        // first, so that what it replaces is only removed once it is safe.
-        if let Entry::Local(ino) = source {
-            if !self.is_junk(new_name)
-                && self.folder_of(new_dir)?.is_some()
-                && self.upload_if_pending(ino).await?
-            {
-                let object = self.state.lock().unwrap().object_of(ino);
-                source = object.map(Entry::Object).unwrap_or(Entry::Local(ino));
-            }
-        }
-        match &source {
-            Entry::Local(ino) => {
-                self.state
-                    .lock()
-                    .unwrap()
-                    .move_local(*ino, new_dir, new_name);
-            }
-            Entry::Object(object) => {
-                if dir != new_dir {
-                    // The service cannot move an object to another folder:
-                    // `mv` and file managers copy and delete instead.
-                    return Err(Errno(libc::EXDEV));
-                }
-                self.backend
-                    .rename(&object.id, new_name)
-                    .await
-                    .map_err(|e| {
-                        self.api_failure(&format!("renaming {name:?} to {new_name:?}"), &e)
-                    })?;
-                let mut st = self.state.lock().unwrap();
-                st.rename_object(&object.id, new_name);
-                if let Some(ino) = st.intern_if_known(&object.id) {
-                    if let Some(node) = st.node_mut(ino) {
-                        node.name = new_name.to_owned();
-                    }
-                }
-            }
-        }
-        {
-            let mut st = self.state.lock().unwrap();
-            st.touch_dir(dir);
-            st.touch_dir(new_dir);
-        }
-        if let Some(target) = target {
-            if let Entry::Object(old) = &target {
-                // The renamed object is stored under the name already; if this
-                // removal fails, both stay and nothing is lost.
-                if let Err(e) = self.remove_on_server(old).await {
-                    log::warn!("{new_name:?} was replaced, but its previous version stays in the library ({e:?})");
-                    return Ok(());
-                }
-            }
-            self.mark_unlinked(new_dir, new_name, &target);
-        }
+        self.mark_unlinked(dir, &entry);
         Ok(())
     }
 }

@@ -1,19 +1,26 @@
-//! The filesystem core: inodes, metadata caches, handles, write staging and
-//! reads, over a [`Backend`]. It knows nothing of FUSE; `crate::fuse` is a
-//! thin adapter over it, and tests drive it directly.
+//! The filesystem core: the operations on inodes, handles and the
+//! library, over a [`Backend`]. It knows nothing of FUSE; `crate::fuse` is
+//! a thin adapter over it, and tests drive it directly.
+//!
+//! Three components, each with its own types, and data flowing one way:
+//! the [`namespace`] (inodes, listings, names, entries of this mount only),
+//! the [`reader`] (content cache, read-ahead), and the [`uploader`]
+//! (staging, the checks and the store-then-replace protocol, the write-back
+//! spool). The operations here tie them together.
 
 pub mod backend;
 mod clock;
-mod content;
+mod commit;
 mod dir_ops;
 mod file_ops;
 pub mod junk;
 pub mod names;
+mod namespace;
 mod prefetch;
-mod spool;
-mod staging;
-mod state;
+mod reader;
+mod rename;
 mod times;
+mod uploader;
 mod write_back;
 
 use std::path::PathBuf;
@@ -24,12 +31,13 @@ pub use write_back::spool_status;
 
 pub use backend::Backend;
 pub use clock::Clock;
-use content::ContentCache;
 pub use dir_ops::RenameFlags;
 pub use file_ops::{OpenMode, SetAttr};
-use state::State;
-pub use state::{Ino, ROOT};
+use namespace::{FolderKey, Namespace};
+pub use namespace::{Ino, ROOT};
+use reader::Reader;
 use times::TimeStore;
+use uploader::Uploader;
 
 use crate::api::{ApiError, DeleteStatus};
 
@@ -48,6 +56,21 @@ impl Errno {
 }
 
 pub type FsResult<T> = Result<T, Errno>;
+
+/// Logs a failed call in words a user can act on and gives its errno.
+pub(crate) fn api_failure(what: &str, e: &ApiError) -> Errno {
+    match e {
+        ApiError::Unauthorized { .. } => log::error!(
+            "{what}: {e}. The token may have expired or been revoked, or it does not reach this location; \
+             mount again with a valid token"
+        ),
+        ApiError::TooLarge { .. } | ApiError::TypeRefused { .. } | ApiError::NotFound { .. } => {
+            log::warn!("{what}: {e}")
+        }
+        _ => log::error!("{what}: {e}"),
+    }
+    Errno::from_api(e)
+}
 
 #[derive(Debug, Clone)]
 pub struct FsConfig {
@@ -163,21 +186,18 @@ type StaleReport = Box<dyn Fn(Stale) + Send + Sync>;
 pub struct MediaFs<B: Backend> {
     backend: Arc<B>,
     config: FsConfig,
-    state: Mutex<State>,
-    content: Arc<ContentCache>,
-    times: TimeStore,
+    /// The rule: never held across an await (see [`namespace`]).
+    ns: Arc<Mutex<Namespace>>,
+    reader: Reader,
+    uploader: Arc<Uploader<B>>,
+    times: Arc<TimeStore>,
     staging_dir: PathBuf,
     handles: Mutex<std::collections::HashMap<u64, file_ops::Handle>>,
     next_fh: AtomicU64,
     /// One refresh of the folder tree at a time, and of each folder's files.
     tree_refresh: tokio::sync::Mutex<()>,
-    listing_refresh:
-        Mutex<std::collections::HashMap<state::FolderKey, Arc<tokio::sync::Mutex<()>>>>,
+    listing_refresh: Mutex<std::collections::HashMap<FolderKey, Arc<tokio::sync::Mutex<()>>>>,
     mounted_at: SystemTime,
-    /// The spool and the background uploads of `--write-back`.
-    write_back: Option<write_back::WriteBack>,
-    /// Folders whose small files were last fetched ahead, and when.
-    siblings_prefetched: Mutex<std::collections::HashMap<Ino, std::time::Instant>>,
     /// Tells the kernel to drop what it caches that went stale.
     stale: std::sync::OnceLock<StaleReport>,
 }
@@ -191,33 +211,42 @@ impl<B: Backend> std::fmt::Debug for MediaFs<B> {
 }
 
 impl<B: Backend> MediaFs<B> {
-    /// Prepares the cache dir (0700) and the stores in it.
+    /// Prepares the cache dir (0700) and the stores in it, and shows what
+    /// an earlier mount left pending (uploaded by [`Self::run_uploads`] or
+    /// [`Self::finish_pending`]).
     pub fn new(backend: Arc<B>, config: FsConfig) -> std::io::Result<Self> {
         use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(&config.cache_dir)?;
         std::fs::set_permissions(&config.cache_dir, std::fs::Permissions::from_mode(0o700))?;
         let staging_dir = config.cache_dir.join("staging");
+        // Staging files of an earlier run belong to no file any more.
+        let _ = std::fs::remove_dir_all(&staging_dir);
         std::fs::create_dir_all(&staging_dir)?;
-        let times = TimeStore::open(&config.cache_dir.join("times.sqlite"))
-            .map_err(std::io::Error::other)?;
-        let content =
-            ContentCache::new(config.cache_dir.join("content"), config.content_cache_bytes)?;
-        let write_back = if config.write_back {
-            Some(write_back::WriteBack::open(
-                &config.cache_dir.join("spool"),
-            )?)
-        } else {
-            None
-        };
+        let times = Arc::new(
+            TimeStore::open(&config.cache_dir.join("times.sqlite"))
+                .map_err(std::io::Error::other)?,
+        );
+        let reader = Reader::new(
+            config.cache_dir.join("content"),
+            config.content_cache_bytes,
+            config.clock.clone(),
+            config.metadata_ttl,
+        )?;
+        let ns = Arc::new(Mutex::new(Namespace::new(&config)));
+        let uploader = Arc::new(Uploader::new(
+            backend.clone(),
+            ns.clone(),
+            times.clone(),
+            &config.cache_dir,
+            config.delete_mode,
+            config.parallel_uploads,
+        )?);
+        uploader.adopt_leftovers();
         Ok(MediaFs {
             backend,
-            state: Mutex::new(State::new(
-                config.metadata_ttl,
-                config.clock.clone(),
-                config.listings_kept,
-                config.idle_nodes_kept,
-            )),
-            content: Arc::new(content),
+            ns,
+            reader,
+            uploader,
             times,
             staging_dir,
             handles: Mutex::new(Default::default()),
@@ -226,8 +255,6 @@ impl<B: Backend> MediaFs<B> {
             listing_refresh: Mutex::new(Default::default()),
             mounted_at: SystemTime::now(),
             stale: std::sync::OnceLock::new(),
-            siblings_prefetched: Mutex::new(Default::default()),
-            write_back,
             config,
         })
     }
@@ -261,11 +288,11 @@ impl<B: Backend> MediaFs<B> {
 
     /// The kernel tells how many lookups of `ino` it drops.
     pub fn forget(&self, ino: Ino, count: u64) {
-        self.state.lock().unwrap().forget(ino, count);
+        self.ns.lock().unwrap().forget(ino, count);
     }
 
     pub fn statfs(&self) -> FsStats {
-        let nodes = self.state.lock().unwrap().node_count() as u64;
+        let nodes = self.ns.lock().unwrap().node_count() as u64;
         // The library has no fixed capacity: report plenty, so that `df`,
         // `cp` and file managers never refuse a copy for want of room.
         FsStats {

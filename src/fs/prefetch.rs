@@ -1,21 +1,16 @@
 //! Work done ahead of the requests that will want it: a listed folder's
 //! subfolders get their listings fetched concurrently (a cold `ls -lR` costs
 //! about one round trip per level instead of one per folder), and reading a
-//! small file fetches its small siblings' bytes, 32 at a time, (a cold
-//! `cat *`, `grep -r` or `rsync` out costs about one round trip per batch).
+//! small file fetches its small siblings' bytes (see the reader).
 
 use futures::StreamExt;
 
-use super::content::{Remote, CHUNK};
-use super::state::{FolderKey, Ino};
-use super::{Backend, FileKind, MediaFs};
+use super::namespace::{FileState, FolderKey, Ino};
+use super::reader::{Remote, CHUNK};
+use super::{Backend, MediaFs};
 
 /// Listings fetched at once: API calls, which count against the rate limit.
 const LISTINGS_AT_ONCE: usize = 8;
-/// Downloads fetched at once: public URLs, which have no rate limit.
-const DOWNLOADS_AT_ONCE: usize = 32;
-/// Siblings fetched ahead of one read, at most.
-const MAX_SIBLINGS: usize = 256;
 
 impl<B: Backend> MediaFs<B> {
     /// Fetches the file listings of a directory's subfolders, those not fresh.
@@ -24,12 +19,12 @@ impl<B: Backend> MediaFs<B> {
             return;
         };
         let keys: Vec<FolderKey> = {
-            let mut st = self.state.lock().unwrap();
+            let mut ns = self.ns.lock().unwrap();
             view.entries
                 .values()
                 .filter(|o| o.is_folder())
                 .map(|o| Some(o.id.clone()))
-                .filter(|key| !st.listing_is_fresh(key))
+                .filter(|key| !ns.listings.listing_is_fresh(key))
                 .collect()
         };
         futures::stream::iter(keys)
@@ -43,29 +38,16 @@ impl<B: Backend> MediaFs<B> {
     /// files of its folder, once per metadata TTL.
     pub async fn prefetch_small_siblings(&self, ino: Ino) {
         let parent = {
-            let st = self.state.lock().unwrap();
-            match st.node(ino) {
-                Some(n)
-                    if n.kind == FileKind::File
-                        && n.object
-                            .as_ref()
-                            .and_then(|o| o.size)
-                            .is_some_and(|s| s <= CHUNK) =>
-                {
+            let ns = self.ns.lock().unwrap();
+            match ns.node(ino) {
+                Some(n) if matches!(n.file(), Some(FileState::Stored(o)) if o.size.is_some_and(|s| s <= CHUNK)) => {
                     n.parent
                 }
                 _ => return,
             }
         };
-        {
-            let mut done = self.siblings_prefetched.lock().unwrap();
-            if done
-                .get(&parent)
-                .is_some_and(|t| self.config.clock.since(*t) < self.config.metadata_ttl)
-            {
-                return;
-            }
-            done.insert(parent, self.config.clock.now());
+        if !self.reader.siblings_due(parent) {
+            return;
         }
         let Ok(Some(view)) = self.folder_view(parent).await else {
             return;
@@ -81,12 +63,7 @@ impl<B: Backend> MediaFs<B> {
                     size: o.size?,
                 })
             })
-            .take(MAX_SIBLINGS)
             .collect();
-        futures::stream::iter(siblings)
-            .for_each_concurrent(DOWNLOADS_AT_ONCE, |remote| async move {
-                let _ = self.content.ensure_chunk(&*self.backend, &remote, 0).await;
-            })
-            .await;
+        self.reader.fetch_small(&*self.backend, siblings).await;
     }
 }

@@ -1,10 +1,12 @@
 //! Write staging: a file being written lives in a private temp file (0600,
-//! under the cache dir) until its handle is flushed, when it is uploaded.
+//! under the cache dir) until its handle is flushed, when it is uploaded or
+//! spooled.
 
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
 
 use tokio::sync::Mutex;
 
@@ -13,7 +15,8 @@ use crate::api::mime;
 /// The staged bytes of one inode, shared by every handle that writes it.
 #[derive(Debug)]
 pub struct StagingCell {
-    pub file: Mutex<Staged>,
+    /// Held while the bytes change or are being stored.
+    pub file: Arc<Mutex<Staged>>,
     /// Its length, readable without waiting for an upload in progress.
     pub len: AtomicU64,
     /// Holds bytes the server does not have yet.
@@ -39,7 +42,7 @@ impl StagingCell {
             .tempfile_in(dir)?;
         temp.as_file().set_len(len)?;
         Ok(StagingCell {
-            file: Mutex::new(Staged { temp, loaded }),
+            file: Arc::new(Mutex::new(Staged { temp, loaded })),
             len: AtomicU64::new(len),
             dirty: AtomicBool::new(false),
             refused: AtomicBool::new(false),

@@ -10,20 +10,46 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-/// What a spooled file is, and where it goes.
+/// What a spooled file is, and where it goes: enough on its own to upload
+/// it, whatever this mount (or the next) still knows of the file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SpoolRecord {
+    /// Which file the entry belongs to: a newer entry of the same file
+    /// supersedes it.
+    #[serde(default = "new_file_key")]
+    pub file: String,
     /// The library name to upload it as.
     pub name: String,
     /// The folder to upload it into; `None` is the root.
     pub parent: Option<String>,
-    /// The object it replaces, removed once it is stored.
-    pub replaces: Option<String>,
+    /// The objects it replaces (the version it rewrites, a file it was
+    /// renamed over), removed once it is stored.
+    #[serde(default, deserialize_with = "one_or_many")]
+    pub replaces: Vec<String>,
     pub size: u64,
     pub spooled_at: DateTime<Utc>,
     /// Why it could not be uploaded, once it failed for good.
     #[serde(default)]
     pub failed: Option<String>,
+}
+
+/// A key for a file's entries in the spool.
+pub fn new_file_key() -> String {
+    uuid::Uuid::new_v4().to_string()
+}
+
+/// `replaces` as earlier versions wrote it (one id or null), or a list.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(Option<String>),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(one) => one.into_iter().collect(),
+        OneOrMany::Many(many) => many,
+    })
 }
 
 #[derive(Debug)]
@@ -70,19 +96,28 @@ impl Spool {
 
     /// Moves a staged file into the spool with its record; when this
     /// returns, both survive a crash.
+    /// On failure the staged file is handed back, unless it was lost.
     pub fn add(
         &self,
         staged: tempfile::NamedTempFile,
         record: &SpoolRecord,
-    ) -> std::io::Result<String> {
+    ) -> Result<String, (std::io::Error, Option<tempfile::NamedTempFile>)> {
         let id = format!(
             "{}-{:06}",
             Utc::now().format("%Y%m%dT%H%M%S%.6f"),
             SERIAL.fetch_add(1, Ordering::Relaxed)
         );
-        staged.as_file().sync_all()?;
-        staged.persist(self.data_path(&id)).map_err(|e| e.error)?;
-        self.write_record(&id, record)?;
+        if let Err(e) = staged.as_file().sync_all() {
+            return Err((e, Some(staged)));
+        }
+        let data = self.data_path(&id);
+        let file = staged.persist(&data).map_err(|e| (e.error, Some(e.file)))?;
+        if let Err(e) = self.write_record(&id, record) {
+            // Back where it was, as a temp file again.
+            let back = tempfile::TempPath::try_from_path(&data).ok();
+            let handed = back.map(|path| tempfile::NamedTempFile::from_parts(file, path));
+            return Err((e, handed));
+        }
         Ok(id)
     }
 
@@ -93,7 +128,15 @@ impl Spool {
 
     pub fn record(&self, id: &str) -> Option<SpoolRecord> {
         let text = std::fs::read(self.record_path(id)).ok()?;
-        serde_json::from_slice(&text).ok()
+        let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
+        let keyed = value.get("file").is_some();
+        let record: SpoolRecord = serde_json::from_value(value).ok()?;
+        if !keyed {
+            // Written by an earlier version: keep the key just made up, so
+            // that every later read names the same file.
+            let _ = self.write_record(id, &record);
+        }
+        Some(record)
     }
 
     /// Every entry, oldest first.
@@ -132,9 +175,10 @@ mod tests {
 
     fn record(name: &str) -> SpoolRecord {
         SpoolRecord {
+            file: new_file_key(),
             name: name.into(),
             parent: None,
-            replaces: None,
+            replaces: Vec::new(),
             size: 3,
             spooled_at: Utc::now(),
             failed: None,
@@ -147,7 +191,10 @@ mod tests {
         let spool = Spool::open(dir.path()).unwrap();
         let mut staged = tempfile::NamedTempFile::new_in(dir.path()).unwrap();
         staged.write_all(b"abc").unwrap();
-        let id = spool.add(staged, &record("a.png")).unwrap();
+        let id = spool
+            .add(staged, &record("a.png"))
+            .map_err(|e| e.0)
+            .unwrap();
         std::fs::write(dir.path().join("lost.data"), b"never closed").unwrap();
 
         let spool = Spool::open(dir.path()).unwrap();
@@ -158,5 +205,14 @@ mod tests {
         assert!(!dir.path().join("lost.data").exists());
         spool.remove(&id);
         assert!(spool.records().unwrap().is_empty());
+    }
+
+    #[test]
+    fn records_of_earlier_versions_still_read() {
+        let old = r#"{"name": "a.png", "parent": null, "replaces": "64af50c42d567a3b4f5989e0",
+                      "size": 3, "spooled_at": "2026-11-20T10:00:00Z", "failed": null}"#;
+        let record: SpoolRecord = serde_json::from_str(old).unwrap();
+        assert_eq!(record.replaces, ["64af50c42d567a3b4f5989e0"]);
+        assert!(!record.file.is_empty());
     }
 }

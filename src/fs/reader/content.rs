@@ -16,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use bytes::{Bytes, BytesMut};
 use lru::LruCache;
 
-use super::backend::Backend;
-use super::Errno;
 use crate::api::{ByteRange, Segments};
+use crate::fs::backend::Backend;
+use crate::fs::Errno;
 
 /// Bytes fetched per ranged GET.
 pub const CHUNK: u64 = 1024 * 1024;

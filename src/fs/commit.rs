@@ -1,0 +1,334 @@
+//! Committing a file: what `close`, `fsync`, truncate, rename and unlink do
+//! with the bytes a file holds that the server does not, through the
+//! uploader's one set of checks and its one store-then-replace protocol.
+//!
+//! Locks, always in this order: a file's spool lock (one upload of the file
+//! at a time), then its staging cell, then the namespace (never across an
+//! await).
+
+use std::sync::Arc;
+
+use tokio::sync::OwnedMutexGuard;
+
+use super::namespace::{Base, FileState, Ino, Namespace, NodeKind, Spooled};
+use super::uploader::{self, new_file_key, Source, Staged, StagingCell, Upload};
+use super::{Backend, Errno, FsResult, MediaFs, Stale};
+use crate::api::MediaObject;
+
+/// Locks that keep a file's bytes from being stored meanwhile.
+pub(super) struct UploadsHeld {
+    _spool: Option<OwnedMutexGuard<()>>,
+    _cell: Option<OwnedMutexGuard<Staged>>,
+}
+
+/// What a commit stores.
+struct Planned {
+    upload: Upload,
+    /// An earlier spool entry of the file, superseded by this one.
+    earlier: Option<String>,
+    /// The stored version the upload replaces, as it was planned.
+    stored: Option<String>,
+}
+
+/// What a file holds that may need storing, read under the namespace lock.
+struct Pending {
+    cell: Arc<StagingCell>,
+    /// The spool file key of its pending or earlier entries.
+    file: Option<String>,
+}
+
+fn pending_of(ns: &Namespace, ino: Ino) -> Option<Pending> {
+    let state = ns.node(ino)?.file()?;
+    Some(Pending {
+        cell: state.staging()?.clone(),
+        file: state.spooled().map(|s| s.file.clone()),
+    })
+}
+
+impl<B: Backend> MediaFs<B> {
+    /// Stores what a file holds that the server does not: uploaded now, or
+    /// with write-back moved into the spool for a background upload. With
+    /// `to`, it goes there instead (a rename), replacing `replaces` too.
+    /// True when it is stored or spooled; false when it stays in this mount
+    /// (junk, a folder of this mount, a new empty file) or had nothing new.
+    pub(super) async fn commit(
+        &self,
+        ino: Ino,
+        to: Option<(Ino, &str)>,
+        replaces: &[String],
+    ) -> FsResult<bool> {
+        let Some(pending) = pending_of(&self.ns.lock().unwrap(), ino) else {
+            return Ok(false);
+        };
+        // An earlier entry of the file still queued is superseded by these
+        // bytes, which needs its lock. With write-back, `close` does not
+        // wait for an upload of it in flight: these bytes go after it.
+        let file_lock = pending.file.as_ref().map(|f| self.uploader.file_lock(f));
+        let in_order = match file_lock {
+            Some(lock) if self.config.write_back => lock.try_lock_owned().ok(),
+            Some(lock) => Some(lock.lock_owned().await),
+            None => None,
+        };
+        let cell = pending.cell;
+        let mut staged = cell.file.lock().await;
+        let Some(Planned {
+            upload,
+            earlier,
+            stored,
+        }) = self.plan(ino, &cell, &staged, to, replaces, in_order.is_some())?
+        else {
+            return Ok(false);
+        };
+        if let Some(earlier) = earlier {
+            self.uploader.discard(&earlier);
+        }
+        if self.config.write_back {
+            let file = pending.file.unwrap_or_else(new_file_key);
+            self.spool_cell(ino, &cell, &mut staged, &file, &upload, stored.as_ref())?;
+            let mut ns = self.ns.lock().unwrap();
+            for id in replaces {
+                // Shown no more: these bytes take its place once stored.
+                ns.listings.supersede(id);
+            }
+            if let Some((dir, name)) = to {
+                ns.move_local(ino, dir, name);
+            }
+            return Ok(true);
+        }
+        self.uploader
+            .store(&upload, staged.path(), &Source::Cell(ino))
+            .await
+            .map_err(|(_, errno)| errno)?;
+        cell.set_dirty(false);
+        if let Some((dir, name)) = to {
+            self.ns.lock().unwrap().place(ino, dir, name);
+        }
+        Ok(true)
+    }
+
+    /// The upload a commit makes, and the older spool entry of the file it
+    /// supersedes; `None` when there is nothing to store.
+    fn plan(
+        &self,
+        ino: Ino,
+        cell: &StagingCell,
+        staged: &Staged,
+        to: Option<(Ino, &str)>,
+        replaces: &[String],
+        file_locked: bool,
+    ) -> FsResult<Option<Planned>> {
+        let (dest_dir, name, unlinked, stored, earlier, only_here) = {
+            let ns = self.ns.lock().unwrap();
+            let node = ns.node(ino).ok_or(Errno(libc::ENOENT))?;
+            let Some(state) = node.file() else {
+                return Ok(None);
+            };
+            let only_here = matches!(
+                state,
+                FileState::Local(_)
+                    | FileState::Staged {
+                        over: Base::New,
+                        ..
+                    }
+            );
+            let (dir, name) =
+                to.map_or((node.parent, node.name.clone()), |(d, n)| (d, n.to_owned()));
+            let earlier = state
+                .spooled()
+                .filter(|_| file_locked)
+                .map(|s| s.entry.clone());
+            (
+                dir,
+                name,
+                node.unlinked,
+                state.stored().cloned(),
+                earlier,
+                only_here,
+            )
+        };
+        // New bytes are stored; a rename also moves bytes that live only here.
+        let moving_local = to.is_some() && only_here;
+        if !(cell.is_dirty() || moving_local) {
+            return Ok(None);
+        }
+        let dest = {
+            let ns = self.ns.lock().unwrap();
+            self.destination(&ns, dest_dir, &name, unlinked)
+        };
+        let Some(mut upload) = uploader::check(&dest, stored.as_ref(), cell, staged.path())? else {
+            cell.set_dirty(false);
+            return Ok(None);
+        };
+        if let Some(record) = earlier.as_ref().and_then(|e| self.uploader.record(e)) {
+            // What the earlier entry would have replaced goes too.
+            for id in record.replaces {
+                if !upload.replaces.contains(&id) {
+                    upload.replaces.push(id);
+                }
+            }
+        }
+        upload.replaces.extend(replaces.iter().cloned());
+        Ok(Some(Planned {
+            upload,
+            earlier,
+            stored: stored.map(|o| o.id),
+        }))
+    }
+
+    /// Moves a cell's bytes into the spool and makes the node show them
+    /// from there; the cell starts afresh, to be loaded from the spool.
+    fn spool_cell(
+        &self,
+        ino: Ino,
+        cell: &StagingCell,
+        staged: &mut Staged,
+        file: &str,
+        upload: &Upload,
+        stored_then: Option<&String>,
+    ) -> FsResult<()> {
+        let fresh = tempfile::Builder::new()
+            .prefix("staging-")
+            .tempfile_in(&self.staging_dir)
+            .map_err(Errno::from_io)?;
+        let bytes = std::mem::replace(&mut staged.temp, fresh);
+        let entry = match self.uploader.spool(file, bytes, upload) {
+            Ok(entry) => entry,
+            Err((errno, back)) => {
+                if let Some(back) = back {
+                    staged.temp = back;
+                }
+                return Err(errno);
+            }
+        };
+        staged.loaded = false;
+        cell.set_dirty(false);
+        let stored_now = self.show_spooled(ino, file, &entry, upload.len);
+        if let Some(now) = stored_now.filter(|now| Some(&now.id) != stored_then) {
+            // An earlier upload of the file landed meanwhile: this entry
+            // replaces what that stored.
+            let then: Vec<String> = stored_then.cloned().into_iter().collect();
+            self.uploader.now_replaces(&entry, &then, &now.id);
+        }
+        self.uploader.enqueue(entry);
+        Ok(())
+    }
+
+    /// Makes a node show its bytes from a spool entry; returns the stored
+    /// version the entry replaces, as the node knows it now.
+    fn show_spooled(&self, ino: Ino, file: &str, entry: &str, len: u64) -> Option<MediaObject> {
+        let mut ns = self.ns.lock().unwrap();
+        let node = ns.node_mut(ino)?;
+        let stored = node.object().cloned();
+        let spooled = Spooled {
+            entry: entry.to_owned(),
+            file: file.to_owned(),
+            len,
+            stored: stored.clone(),
+        };
+        match &mut node.kind {
+            NodeKind::File(FileState::Staged { over, .. }) => *over = Base::Spooled(spooled),
+            NodeKind::File(state) => *state = FileState::Spooled(spooled),
+            NodeKind::Dir(_) => return None,
+        }
+        ns.set_spooled_file(file, Some(ino));
+        stored
+    }
+
+    /// Stores a file's bytes now, whatever is pending: what handles wrote,
+    /// then its spool entry, waiting for an upload of it in flight.
+    pub(super) async fn store_now(&self, ino: Ino) -> FsResult<()> {
+        self.commit(ino, None, &[]).await?;
+        let entry = {
+            let ns = self.ns.lock().unwrap();
+            ns.node(ino)
+                .and_then(|n| n.file()?.spooled())
+                .map(|s| s.entry.clone())
+        };
+        match entry {
+            Some(entry) => self.uploader.upload_entry(&entry).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Waits for any upload of the node's bytes in flight, and keeps new
+    /// ones from starting while the guard lives.
+    pub(super) async fn hold_uploads(&self, ino: Ino) -> UploadsHeld {
+        let (cell, file) = {
+            let ns = self.ns.lock().unwrap();
+            let state = ns.node(ino).and_then(|n| n.file());
+            (
+                state.and_then(|f| f.staging().cloned()),
+                state.and_then(|f| f.spooled().map(|s| s.file.clone())),
+            )
+        };
+        let spool = match file {
+            Some(file) => Some(self.uploader.file_lock(&file).lock_owned().await),
+            None => None,
+        };
+        let cell = match cell {
+            Some(cell) => Some(cell.file.clone().lock_owned().await),
+            None => None,
+        };
+        UploadsHeld {
+            _spool: spool,
+            _cell: cell,
+        }
+    }
+
+    /// Drops the node's pending spool entry: the file was unlinked. Hold
+    /// its uploads first.
+    pub(super) fn discard_spooled(&self, ino: Ino) {
+        let entry = {
+            let ns = self.ns.lock().unwrap();
+            ns.node(ino)
+                .and_then(|n| n.file()?.spooled())
+                .map(|s| s.entry.clone())
+        };
+        if let Some(entry) = entry {
+            self.uploader.discard(&entry);
+        }
+    }
+
+    /// After the last handle of a file is released: what handles wrote is
+    /// kept (stored, spooled, or local), or given up if it could not be
+    /// stored, and the file is what it was before.
+    pub(super) fn settle(&self, ino: Ino) {
+        let mut ns = self.ns.lock().unwrap();
+        let Some(node) = ns.node_mut(ino).filter(|n| n.open == 0) else {
+            return;
+        };
+        let NodeKind::File(state) = &mut node.kind else {
+            return;
+        };
+        let FileState::Staged { cell, over } = state else {
+            return;
+        };
+        let failed = cell.is_dirty() && !node.unlinked;
+        if failed {
+            log::error!(
+                "{:?} was closed with changes that could not be stored (its close reported the error); \
+                 the library keeps its previous version",
+                node.name
+            );
+        }
+        let vanishes = failed && matches!(over, Base::New);
+        *state = match std::mem::replace(over, Base::New) {
+            Base::New => FileState::Local(cell.clone()),
+            Base::Stored(o) => FileState::Stored(o),
+            Base::Spooled(s) => FileState::Spooled(s),
+        };
+        let (parent, name) = (node.parent, node.name.clone());
+        if vanishes {
+            // A new file that could not be stored leaves no entry behind.
+            ns.unlink(ino);
+            drop(ns);
+            self.report_stale(Stale::Entry { parent, name });
+        } else {
+            ns.drop_if_unused(ino);
+            drop(ns);
+        }
+        if failed {
+            self.report_stale(Stale::Attributes(ino));
+        }
+    }
+}

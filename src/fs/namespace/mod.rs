@@ -1,0 +1,466 @@
+//! The namespace: inodes, the listings they come from, and the entries
+//! that live only in this mount.
+//!
+//! The rule: one `Mutex<Namespace>` guards all of it, and it is never held
+//! across an await. Every operation takes it, reads or changes what it
+//! needs, and lets go before it talks to the server.
+//!
+//! Inodes are keyed by object id, so an inode stays the same object while
+//! it exists. Entries of this mount only (junk files, empty new files, new
+//! files not uploaded yet, folders of this mount) are keyed by their
+//! folder's identity, never by an inode number: the kernel may forget the
+//! folder's inode at any moment. How long a node lives is one rule,
+//! [`Node::in_use`], applied by `forget` and by the pruning of idle nodes
+//! alike.
+
+mod listings;
+mod node;
+
+use std::collections::{BTreeMap, HashMap};
+
+pub use listings::{Listings, View};
+pub use node::{Base, DirKey, DirState, FileState, FolderKey, Ino, Node, NodeKind, Spooled, ROOT};
+
+use crate::api::MediaObject;
+use crate::fs::times::Times;
+use crate::fs::uploader::Source;
+use crate::fs::FsConfig;
+
+/// What an upload's landing leaves for the uploader to do.
+#[derive(Debug, Default)]
+pub struct Landed {
+    /// Times set on the file while its upload was pending, to keep for the new object.
+    pub times: Option<Times>,
+    /// A newer spool entry of the same file, which now replaces the new object.
+    pub newer_entry: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct Namespace {
+    nodes: HashMap<Ino, Node>,
+    by_id: HashMap<String, Ino>,
+    next_ino: Ino,
+    next_local_dir: u64,
+    /// Entries of this mount only, by folder identity and name.
+    local: HashMap<DirKey, BTreeMap<String, Ino>>,
+    /// Files with bytes in the write-back spool, by the spool's file key.
+    spooled_files: HashMap<String, Ino>,
+    /// Spool entries of an earlier mount that replace an object no inode
+    /// stands for yet: they become its state when it is looked up.
+    adopted: HashMap<String, Spooled>,
+    /// New files of an earlier mount's spool, by folder, until the folder
+    /// has an inode to show them under.
+    adopted_new: HashMap<String, Vec<(String, Spooled)>>,
+    idle_nodes_kept: usize,
+    pub listings: Listings,
+}
+
+impl Namespace {
+    pub fn new(config: &FsConfig) -> Namespace {
+        let mut root = Node::new(ROOT, "", NodeKind::Dir(DirState::Root));
+        root.lookups = 1;
+        Namespace {
+            nodes: HashMap::from([(ROOT, root)]),
+            by_id: HashMap::new(),
+            next_ino: ROOT + 1,
+            next_local_dir: 1,
+            local: HashMap::new(),
+            spooled_files: HashMap::new(),
+            adopted: HashMap::new(),
+            adopted_new: HashMap::new(),
+            idle_nodes_kept: config.idle_nodes_kept,
+            listings: Listings::new(
+                config.metadata_ttl,
+                config.clock.clone(),
+                config.listings_kept,
+            ),
+        }
+    }
+
+    pub fn node(&self, ino: Ino) -> Option<&Node> {
+        self.nodes.get(&ino)
+    }
+
+    pub fn node_mut(&mut self, ino: Ino) -> Option<&mut Node> {
+        self.nodes.get_mut(&ino)
+    }
+
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Records that a directory's entries changed now (its mtime and ctime).
+    pub fn touch_dir(&mut self, dir: Ino) {
+        if let Some(node) = self.nodes.get_mut(&dir) {
+            node.entries_changed = Some(std::time::SystemTime::now());
+        }
+    }
+
+    pub fn ino_of(&self, id: &str) -> Option<Ino> {
+        self.by_id.get(id).copied()
+    }
+
+    // ---- making and dropping nodes ----
+
+    fn add_node(&mut self, parent: Ino, name: &str, kind: NodeKind) -> Ino {
+        if self.nodes.len() > 2 * self.idle_nodes_kept {
+            self.prune();
+        }
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        self.nodes.insert(ino, Node::new(parent, name, kind));
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children += 1;
+        }
+        ino
+    }
+
+    /// The inode of a listed object, made if need be, its metadata refreshed.
+    pub fn intern(&mut self, parent: Ino, name: &str, object: &MediaObject) -> Ino {
+        if let Some(ino) = self.by_id.get(&object.id).copied() {
+            self.refresh(ino, parent, name, object);
+            return ino;
+        }
+        let kind = if object.is_folder() {
+            NodeKind::Dir(DirState::Folder(object.clone()))
+        } else if let Some(mut spooled) = self.adopted.remove(&object.id) {
+            spooled.stored = Some(object.clone());
+            NodeKind::File(FileState::Spooled(spooled))
+        } else {
+            NodeKind::File(FileState::Stored(object.clone()))
+        };
+        let ino = self.add_node(parent, name, kind);
+        self.by_id.insert(object.id.clone(), ino);
+        if let Some(s) = self.node(ino).and_then(|n| n.file()?.spooled()) {
+            self.spooled_files.insert(s.file.clone(), ino);
+        }
+        for (name, spooled) in self.adopted_new.remove(&object.id).unwrap_or_default() {
+            self.add_adopted(ino, &name, spooled);
+        }
+        ino
+    }
+
+    /// A known node seen in a listing again: its name and metadata as listed.
+    fn refresh(&mut self, ino: Ino, parent: Ino, name: &str, object: &MediaObject) {
+        let moved = self.nodes.get(&ino).is_some_and(|n| n.parent != parent);
+        if moved {
+            self.relink(ino, parent);
+        }
+        let Some(node) = self.nodes.get_mut(&ino) else {
+            return;
+        };
+        name.clone_into(&mut node.name);
+        match &mut node.kind {
+            NodeKind::Dir(DirState::Folder(o)) | NodeKind::File(FileState::Stored(o)) => {
+                *o = object.clone();
+            }
+            NodeKind::File(FileState::Spooled(Spooled {
+                stored: Some(o), ..
+            }))
+            | NodeKind::File(FileState::Staged {
+                over: Base::Stored(o),
+                ..
+            })
+            | NodeKind::File(FileState::Staged {
+                over:
+                    Base::Spooled(Spooled {
+                        stored: Some(o), ..
+                    }),
+                ..
+            }) if o.id == object.id => *o = object.clone(),
+            _ => {}
+        }
+    }
+
+    /// Moves a node under another parent, keeping the children counts true.
+    fn relink(&mut self, ino: Ino, new_parent: Ino) {
+        let Some(old_parent) = self.nodes.get(&ino).map(|n| n.parent) else {
+            return;
+        };
+        if old_parent == new_parent {
+            return;
+        }
+        if let Some(p) = self.nodes.get_mut(&new_parent) {
+            p.children += 1;
+        }
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.parent = new_parent;
+        }
+        if let Some(p) = self.nodes.get_mut(&old_parent) {
+            p.children = p.children.saturating_sub(1);
+        }
+        self.drop_if_unused(old_parent);
+    }
+
+    /// Drops a node that nothing uses any more, then its parent if that
+    /// was all that kept it.
+    pub fn drop_if_unused(&mut self, mut ino: Ino) {
+        while ino != ROOT && self.nodes.get(&ino).is_some_and(|n| !n.in_use()) {
+            let node = self.nodes.remove(&ino).expect("just found");
+            if let Some(id) = node.id() {
+                if self.by_id.get(id) == Some(&ino) {
+                    self.by_id.remove(id);
+                }
+            }
+            match self.nodes.get_mut(&node.parent) {
+                Some(parent) => parent.children = parent.children.saturating_sub(1),
+                None => return,
+            }
+            ino = node.parent;
+        }
+    }
+
+    /// The kernel drops `count` lookups of `ino`.
+    pub fn forget(&mut self, ino: Ino, count: u64) {
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.lookups = node.lookups.saturating_sub(count);
+            self.drop_if_unused(ino);
+        }
+    }
+
+    /// Drops every node nothing uses (past `idle_nodes_kept` nodes).
+    fn prune(&mut self) {
+        let idle: Vec<Ino> = self
+            .nodes
+            .iter()
+            .filter(|(_, n)| !n.in_use())
+            .map(|(&ino, _)| ino)
+            .collect();
+        for ino in idle {
+            self.drop_if_unused(ino);
+        }
+    }
+
+    // ---- entries of this mount only ----
+
+    fn dir_key(&self, dir: Ino) -> Option<DirKey> {
+        self.nodes.get(&dir)?.dir_key()
+    }
+
+    /// A node that lives only in this mount, for now or for good.
+    pub fn add_local(&mut self, parent: Ino, name: &str, kind: NodeKind) -> Ino {
+        let kind = match kind {
+            NodeKind::Dir(_) => {
+                self.next_local_dir += 1;
+                NodeKind::Dir(DirState::Local(self.next_local_dir))
+            }
+            file => file,
+        };
+        let ino = self.add_node(parent, name, kind);
+        if let Some(key) = self.dir_key(parent) {
+            self.local
+                .entry(key)
+                .or_default()
+                .insert(name.to_owned(), ino);
+        }
+        ino
+    }
+
+    pub fn local_child(&self, dir: Ino, name: &str) -> Option<Ino> {
+        self.local.get(&self.dir_key(dir)?)?.get(name).copied()
+    }
+
+    pub fn local_children(&self, dir: Ino) -> Vec<(String, Ino)> {
+        self.dir_key(dir)
+            .and_then(|key| self.local.get(&key))
+            .map(|m| m.iter().map(|(n, i)| (n.clone(), *i)).collect())
+            .unwrap_or_default()
+    }
+
+    /// Takes a node out of its folder's local entries, unless another node
+    /// has taken the name since.
+    fn detach_local(&mut self, ino: Ino) {
+        let Some((parent, name)) = self.nodes.get(&ino).map(|n| (n.parent, n.name.clone())) else {
+            return;
+        };
+        let Some(key) = self.dir_key(parent) else {
+            return;
+        };
+        if let Some(children) = self.local.get_mut(&key) {
+            if children.get(&name) == Some(&ino) {
+                children.remove(&name);
+                if children.is_empty() {
+                    self.local.remove(&key);
+                }
+            }
+        }
+    }
+
+    /// Moves or renames a node among the local entries.
+    pub fn move_local(&mut self, ino: Ino, new_parent: Ino, new_name: &str) {
+        self.detach_local(ino);
+        self.relink(ino, new_parent);
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            new_name.clone_into(&mut n.name);
+        }
+        if let Some(key) = self.dir_key(new_parent) {
+            self.local
+                .entry(key)
+                .or_default()
+                .insert(new_name.to_owned(), ino);
+        }
+    }
+
+    /// Puts a node that stands for a server object under a new name or
+    /// folder (a rename, or a new file stored under another name).
+    pub fn place(&mut self, ino: Ino, parent: Ino, name: &str) {
+        self.relink(ino, parent);
+        if let Some(n) = self.nodes.get_mut(&ino) {
+            name.clone_into(&mut n.name);
+        }
+    }
+
+    /// Takes a directory's entries of this mount only out of sight, those
+    /// below them too (a folder removed with only junk in it).
+    pub fn unlink_local_tree(&mut self, dir: Ino) {
+        for (_, ino) in self.local_children(dir) {
+            self.unlink_local_tree(ino);
+            self.unlink(ino);
+        }
+    }
+
+    /// Takes a node out of sight: gone once nothing uses it.
+    pub fn unlink(&mut self, ino: Ino) {
+        self.detach_local(ino);
+        if let Some(node) = self.nodes.get_mut(&ino) {
+            node.unlinked = true;
+            if let Some(s) = node.file().and_then(FileState::spooled) {
+                let file = s.file.clone();
+                self.spooled_files.remove(&file);
+            }
+        }
+        self.drop_if_unused(ino);
+    }
+
+    /// A node now stands for a server object: its first upload, or a
+    /// replacement with a new id. Its state is the caller's to set.
+    pub fn bind(&mut self, ino: Ino, object: &MediaObject) {
+        self.detach_local(ino);
+        if let Some(old) = self.nodes.get(&ino).and_then(|n| n.id().map(str::to_owned)) {
+            if self.by_id.get(&old) == Some(&ino) {
+                self.by_id.remove(&old);
+            }
+        }
+        self.by_id.insert(object.id.clone(), ino);
+    }
+
+    // ---- uploads ----
+
+    /// An upload landed: `new` is stored in place of `replaced`, which are
+    /// hidden at once. The node whose bytes it holds now stands for it.
+    pub fn landed(&mut self, source: &Source, new: &MediaObject, replaced: &[String]) -> Landed {
+        self.listings.add(new.clone());
+        for id in replaced {
+            self.listings.supersede(id);
+        }
+        let ino = match source {
+            Source::Cell(ino) => Some(*ino),
+            Source::Entry { file, .. } => self.spooled_file(file),
+        };
+        let Some(node) = ino.and_then(|ino| self.nodes.get_mut(&ino)) else {
+            if let Source::Entry { file, .. } = source {
+                self.forget_adopted(file);
+            }
+            return Landed::default();
+        };
+        let mut landed = Landed::default();
+        let pending_times = &mut node.pending_times;
+        let Some(state) = (match &mut node.kind {
+            NodeKind::File(state) => Some(state),
+            NodeKind::Dir(_) => None,
+        }) else {
+            return landed;
+        };
+        let mut settled_file = None;
+        match (state, source) {
+            (FileState::Spooled(s), Source::Entry { entry, .. })
+            | (
+                FileState::Staged {
+                    over: Base::Spooled(s),
+                    ..
+                },
+                Source::Entry { entry, .. },
+            ) if &s.entry != entry => {
+                // A newer entry of the file is pending: it replaces this
+                // one, and takes the times set meanwhile.
+                s.stored = Some(new.clone());
+                landed.newer_entry = Some(s.entry.clone());
+                return landed;
+            }
+            (FileState::Staged { over, .. }, _) => {
+                if let Base::Spooled(s) = over {
+                    settled_file = Some(s.file.clone());
+                }
+                *over = Base::Stored(new.clone());
+            }
+            (state, _) => {
+                if let FileState::Spooled(s) = state {
+                    settled_file = Some(s.file.clone());
+                }
+                *state = FileState::Stored(new.clone());
+            }
+        }
+        landed.times = pending_times.take();
+        if let Some(file) = settled_file {
+            self.spooled_files.remove(&file);
+        }
+        let ino = ino.expect("found above");
+        self.bind(ino, new);
+        landed
+    }
+
+    // ---- the write-back spool ----
+
+    /// The node whose bytes a spool file key holds.
+    pub fn spooled_file(&self, file: &str) -> Option<Ino> {
+        self.spooled_files.get(file).copied()
+    }
+
+    pub fn set_spooled_file(&mut self, file: &str, ino: Option<Ino>) {
+        match ino {
+            Some(ino) => self.spooled_files.insert(file.to_owned(), ino),
+            None => self.spooled_files.remove(file),
+        };
+    }
+
+    /// A spool entry left by an earlier mount, shown at once: a new file
+    /// becomes an entry of its folder (once the folder has an inode); a
+    /// rewrite becomes the state of the object it replaces when that is
+    /// looked up.
+    pub fn adopt(
+        &mut self,
+        spooled: Spooled,
+        folder: FolderKey,
+        name: &str,
+        replaces: Option<&str>,
+    ) {
+        match (replaces, folder) {
+            (Some(id), _) => {
+                self.adopted.insert(id.to_owned(), spooled);
+            }
+            (None, None) => self.add_adopted(ROOT, name, spooled),
+            (None, Some(folder)) => match self.by_id.get(&folder).copied() {
+                Some(dir) => self.add_adopted(dir, name, spooled),
+                None => self
+                    .adopted_new
+                    .entry(folder)
+                    .or_default()
+                    .push((name.to_owned(), spooled)),
+            },
+        }
+    }
+
+    fn add_adopted(&mut self, dir: Ino, name: &str, spooled: Spooled) {
+        let file = spooled.file.clone();
+        let ino = self.add_local(dir, name, NodeKind::File(FileState::Spooled(spooled)));
+        self.spooled_files.insert(file, ino);
+    }
+
+    /// An adopted entry whose upload landed before any inode showed it.
+    pub fn forget_adopted(&mut self, file: &str) {
+        self.adopted.retain(|_, s| s.file != file);
+        for entries in self.adopted_new.values_mut() {
+            entries.retain(|(_, s)| s.file != file);
+        }
+    }
+}
