@@ -253,25 +253,37 @@ impl<B: Backend> MediaFs<B> {
     /// Waits for any upload of the node's bytes in flight, and keeps new
     /// ones from starting while the guard lives.
     pub(super) async fn hold_uploads(&self, ino: Ino) -> UploadsHeld {
-        let (cell, file) = {
-            let ns = self.ns.lock().unwrap();
+        let locks_of = |ns: &Namespace| {
             let state = ns.node(ino).and_then(|n| n.file());
             (
                 state.and_then(|f| f.staging().cloned()),
                 state.and_then(|f| f.spooled().map(|s| s.file.clone())),
             )
         };
-        let spool = match file {
-            Some(file) => Some(self.uploader.file_lock(&file).lock_owned().await),
-            None => None,
-        };
-        let cell = match cell {
-            Some(cell) => Some(cell.file.clone().lock_owned().await),
-            None => None,
-        };
-        UploadsHeld {
-            _spool: spool,
-            _cell: cell,
+        loop {
+            let (cell, file) = locks_of(&self.ns.lock().unwrap());
+            let spool = match &file {
+                Some(file) => Some(self.uploader.file_lock(file).lock_owned().await),
+                None => None,
+            };
+            let held_cell = match &cell {
+                Some(cell) => Some(cell.file.clone().lock_owned().await),
+                None => None,
+            };
+            // A close may have spooled the file or begun a new staging
+            // meanwhile: then hold those instead.
+            let (cell_now, file_now) = locks_of(&self.ns.lock().unwrap());
+            let same_cell = match (&cell, &cell_now) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            if same_cell && file == file_now {
+                return UploadsHeld {
+                    _spool: spool,
+                    _cell: held_cell,
+                };
+            }
         }
     }
 
