@@ -758,3 +758,258 @@ async fn reads_in_memory_are_answered_at_once_with_the_same_bytes() {
     f.fs.flush(opened.fh).await.unwrap();
     f.fs.release(opened.fh);
 }
+
+/// A write-back core that runs no background uploads: the test says when.
+fn write_back_manual(
+    emu: &TestEmulator,
+    cache: &Path,
+    write_back: bool,
+) -> (MediaFs<Flaky>, Arc<Flaky>) {
+    let backend = Arc::new(Flaky {
+        inner: emu.client(),
+        fail_uploads: AtomicBool::new(false),
+        fail_removes: AtomicBool::new(false),
+        upload_gate: tokio::sync::RwLock::new(()),
+    });
+    let mut config = FsConfig::new(cache.to_path_buf());
+    config.write_back = write_back;
+    config.idle_nodes_kept = 1;
+    (MediaFs::new(backend.clone(), config).unwrap(), backend)
+}
+
+/// Every name a directory lists, READDIRPLUS style: `page` entries per
+/// call, the next one refused as if the buffer were full.
+fn list_in_pages<B: Backend>(fs: &MediaFs<B>, page: usize, opened: u64) -> Vec<String> {
+    let mut names = Vec::new();
+    loop {
+        let mut added = 0;
+        fs.readdirplus(opened, names.len(), |entry, _| {
+            if added == page {
+                return true;
+            }
+            names.push(entry.name.clone());
+            added += 1;
+            false
+        })
+        .unwrap();
+        if added == 0 {
+            return names;
+        }
+    }
+}
+
+#[tokio::test]
+async fn readdirplus_in_small_pages_lists_every_entry_even_when_inodes_go() {
+    let f = fixture(false, Duration::from_secs(60)).await;
+    for i in 0..7u8 {
+        write_file(&f.fs, ROOT, &format!("f{i}.png"), &png_bytes(10, i))
+            .await
+            .unwrap();
+    }
+    let opened = f.fs.opendir(ROOT).await.unwrap();
+    let mut names = Vec::new();
+    loop {
+        let mut added = Vec::new();
+        f.fs.readdirplus(opened.fh, names.len(), |entry, attr| {
+            if added.len() == 2 {
+                return true;
+            }
+            added.push((entry.name.clone(), attr.ino));
+            false
+        })
+        .unwrap();
+        if added.is_empty() {
+            break;
+        }
+        // The kernel forgets what it was given, as under memory pressure.
+        for (name, ino) in added {
+            f.fs.forget(ino, 1);
+            names.push(name);
+        }
+    }
+    f.fs.releasedir(opened.fh);
+    let want: Vec<String> = (0..7).map(|i| format!("f{i}.png")).collect();
+    assert_eq!(names, want);
+    let again = f.fs.opendir(ROOT).await.unwrap();
+    assert_eq!(list_in_pages(&f.fs, 1, again.fh), want);
+    f.fs.releasedir(again.fh);
+}
+
+#[tokio::test]
+async fn spooled_files_and_local_entries_outlive_every_forget() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, _) = write_back_manual(&emu, cache.path(), true);
+    let dir = fs.mkdir(ROOT, "fresh").await.unwrap().ino;
+    let bytes = png_bytes(500, 3);
+    let file = write_file(&fs, dir, "new.png", &bytes).await.unwrap();
+    write_file(&fs, dir, ".DS_Store", b"finder").await.unwrap();
+    let (_, opened) = fs.create(dir, "empty.png", false).await.unwrap();
+    fs.flush(opened.fh).await.unwrap();
+    fs.release(opened.fh);
+    let empty = fs.lookup(dir, "empty.png").await.unwrap().ino;
+    // The kernel forgets everything: the files, then their folder.
+    for ino in [file, empty, dir] {
+        fs.forget(ino, u64::MAX);
+    }
+    let dir = fs.lookup(ROOT, "fresh").await.unwrap().ino;
+    let mut names: Vec<String> = fs
+        .list_dir(dir)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    names.sort();
+    assert_eq!(names, [".DS_Store", "empty.png", "new.png"]);
+    let attr = fs.lookup(dir, "new.png").await.unwrap();
+    assert_eq!(read_all(&fs, attr.ino).await, bytes, "read from the spool");
+    fs.finish_pending().await;
+    let stored = emu.client().list_folder_tree().await.unwrap();
+    let folder = stored.iter().find(|o| o.name == "fresh").unwrap();
+    let files = emu.client().list_children(Some(&folder.id)).await.unwrap();
+    assert_eq!(files.len(), 1, "only the real file is uploaded");
+    assert_eq!(files[0].name, "new.png");
+    assert_eq!(files[0].size, Some(bytes.len() as u64));
+    assert!(mediafs::fs::spool_status(cache.path()).unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn after_a_crash_the_next_mount_shows_the_spool_and_uploads_it() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let old = png_bytes(100, 1);
+    let (fs, _) = write_back_manual(&emu, cache.path(), true);
+    let ino = write_file(&fs, ROOT, "a.png", &old).await.unwrap();
+    fs.finish_pending().await;
+    let new = png_bytes(200, 2);
+    let opened = fs
+        .open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .await
+        .unwrap();
+    fs.write(opened.fh, 0, &new).await.unwrap();
+    fs.flush(opened.fh).await.unwrap();
+    fs.release(opened.fh);
+    let fresh = png_bytes(300, 4);
+    write_file(&fs, ROOT, "b.png", &fresh).await.unwrap();
+    drop(fs); // a crash: nothing drained
+
+    // The next mount, without write-back, shows both at once.
+    let (fs, _) = write_back_manual(&emu, cache.path(), false);
+    let a = fs.lookup(ROOT, "a.png").await.unwrap();
+    assert_eq!(read_all(&fs, a.ino).await, new);
+    let b = fs.lookup(ROOT, "b.png").await.unwrap();
+    assert_eq!(read_all(&fs, b.ino).await, fresh);
+    fs.finish_pending().await;
+    let mut stored: Vec<(String, Option<u64>)> = server_files_of(&emu)
+        .await
+        .into_iter()
+        .map(|o| (o.name, o.size))
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        [
+            ("a.png".to_owned(), Some(new.len() as u64)),
+            ("b.png".to_owned(), Some(fresh.len() as u64))
+        ]
+    );
+    assert_eq!(read_all(&fs, a.ino).await, new);
+}
+
+async fn server_files_of(emu: &TestEmulator) -> Vec<MediaObject> {
+    emu.client().list_children(None).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_failed_removal_stays_hidden_after_a_remount_and_is_retried() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, backend) = write_back_manual(&emu, cache.path(), false);
+    let ino = write_file(&fs, ROOT, "a.png", &png_bytes(100, 1))
+        .await
+        .unwrap();
+    backend.fail_removes.store(true, Ordering::SeqCst);
+    let opened = fs
+        .open(
+            ino,
+            OpenMode {
+                write: true,
+                truncate: true,
+            },
+        )
+        .await
+        .unwrap();
+    let new = png_bytes(50, 2);
+    fs.write(opened.fh, 0, &new).await.unwrap();
+    fs.flush(opened.fh).await.unwrap();
+    fs.release(opened.fh);
+    drop(fs);
+    assert_eq!(server_files_of(&emu).await.len(), 2, "both stay");
+
+    let (fs, _) = write_back_manual(&emu, cache.path(), false);
+    let names: Vec<String> = fs
+        .list_dir(ROOT)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["a.png"], "the replaced version stays hidden");
+    let a = fs.lookup(ROOT, "a.png").await.unwrap();
+    assert_eq!(read_all(&fs, a.ino).await, new);
+    fs.finish_pending().await;
+    let stored = server_files_of(&emu).await;
+    assert_eq!(stored.len(), 1, "removed at the next mount");
+    assert_eq!(stored[0].size, Some(new.len() as u64));
+}
+
+#[tokio::test]
+async fn write_back_rm_and_mv_of_spooled_files() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, _) = write_back_manual(&emu, cache.path(), true);
+    write_file(&fs, ROOT, "target.png", &png_bytes(10, 1))
+        .await
+        .unwrap();
+    fs.finish_pending().await;
+    write_file(&fs, ROOT, "gone.png", &png_bytes(20, 2))
+        .await
+        .unwrap();
+    fs.unlink(ROOT, "gone.png").await.unwrap();
+    let moved = png_bytes(30, 3);
+    write_file(&fs, ROOT, ".tmp-target.png.x1", &moved)
+        .await
+        .unwrap();
+    fs.rename(
+        ROOT,
+        ".tmp-target.png.x1",
+        ROOT,
+        "target.png",
+        RenameFlags::default(),
+    )
+    .await
+    .unwrap();
+    let names: Vec<String> = fs
+        .list_dir(ROOT)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect();
+    assert_eq!(names, ["target.png"]);
+    let target = fs.lookup(ROOT, "target.png").await.unwrap();
+    assert_eq!(read_all(&fs, target.ino).await, moved);
+    assert_eq!(server_files_of(&emu).await.len(), 1, "nothing uploaded yet");
+    fs.finish_pending().await;
+    let stored = server_files_of(&emu).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].name, "target.png");
+    assert_eq!(stored[0].size, Some(moved.len() as u64));
+}
