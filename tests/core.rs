@@ -88,7 +88,13 @@ async fn fixture(seed: bool, ttl: Duration) -> Fixture {
     }
 }
 
-fn mount_core(emu: &TestEmulator, cache: &Path, ttl: Duration) -> (MediaFs<Flaky>, Arc<Flaky>) {
+/// A core over the emulator through a [`Flaky`] backend, its config
+/// adjusted first.
+fn core_with(
+    emu: &TestEmulator,
+    cache: &Path,
+    adjust: impl FnOnce(&mut FsConfig),
+) -> (MediaFs<Flaky>, Arc<Flaky>) {
     let backend = Arc::new(Flaky {
         inner: emu.client(),
         fail_uploads: AtomicBool::new(false),
@@ -96,8 +102,12 @@ fn mount_core(emu: &TestEmulator, cache: &Path, ttl: Duration) -> (MediaFs<Flaky
         upload_gate: tokio::sync::RwLock::new(()),
     });
     let mut config = FsConfig::new(cache.to_path_buf());
-    config.metadata_ttl = ttl;
+    adjust(&mut config);
     (MediaFs::new(backend.clone(), config).unwrap(), backend)
+}
+
+fn mount_core(emu: &TestEmulator, cache: &Path, ttl: Duration) -> (MediaFs<Flaky>, Arc<Flaky>) {
+    core_with(emu, cache, |c| c.metadata_ttl = ttl)
 }
 
 async fn write_file<B: Backend>(
@@ -111,6 +121,29 @@ async fn write_file<B: Backend>(
     let flushed = fs.flush(opened.fh).await;
     fs.release(opened.fh);
     flushed.map(|_| attr.ino)
+}
+
+/// The names a directory lists, in order.
+async fn names_in<B: Backend>(fs: &MediaFs<B>, dir: u64) -> Vec<String> {
+    fs.list_dir(dir)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|e| e.name)
+        .collect()
+}
+
+/// Rewrites a file whole (`O_TRUNC`, write, close): the result of its close.
+async fn rewrite<B: Backend>(fs: &MediaFs<B>, ino: u64, bytes: &[u8]) -> Result<(), Errno> {
+    let mode = OpenMode {
+        write: true,
+        truncate: true,
+    };
+    let opened = fs.open(ino, mode).await?;
+    fs.write(opened.fh, 0, bytes).await?;
+    let flushed = fs.flush(opened.fh).await;
+    fs.release(opened.fh);
+    flushed
 }
 
 async fn read_all<B: Backend>(fs: &MediaFs<B>, ino: u64) -> Vec<u8> {
@@ -165,19 +198,10 @@ async fn a_failed_upload_reports_eio_and_keeps_the_old_bytes() {
     let old = png_bytes(100, 1);
     let ino = write_file(&f.fs, ROOT, "a.png", &old).await.unwrap();
     f.backend.fail_uploads.store(true, Ordering::SeqCst);
-    let opened =
-        f.fs.open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .await
-        .unwrap();
-    f.fs.write(opened.fh, 0, &png_bytes(200, 2)).await.unwrap();
-    assert_eq!(f.fs.flush(opened.fh).await, Err(Errno(libc::EIO)));
-    f.fs.release(opened.fh);
+    assert_eq!(
+        rewrite(&f.fs, ino, &png_bytes(200, 2)).await,
+        Err(Errno(libc::EIO))
+    );
     f.backend.fail_uploads.store(false, Ordering::SeqCst);
     assert_eq!(read_all(&f.fs, ino).await, old);
     let stored = server_files(&f).await;
@@ -192,24 +216,12 @@ async fn a_failed_removal_after_a_rewrite_keeps_both() {
         .await
         .unwrap();
     f.backend.fail_removes.store(true, Ordering::SeqCst);
-    let opened =
-        f.fs.open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .await
-        .unwrap();
     let new = png_bytes(300, 3);
-    f.fs.write(opened.fh, 0, &new).await.unwrap();
     assert_eq!(
-        f.fs.flush(opened.fh).await,
+        rewrite(&f.fs, ino, &new).await,
         Ok(()),
         "the new version is stored"
     );
-    f.fs.release(opened.fh);
     assert_eq!(read_all(&f.fs, ino).await, new);
     assert_eq!(
         server_files(&f).await.len(),
@@ -290,13 +302,7 @@ async fn own_changes_show_at_once_and_listings_are_cached() {
         .await
         .unwrap();
     f.fs.unlink(ROOT, "jingle.mp3").await.unwrap();
-    let names: Vec<_> =
-        f.fs.list_dir(ROOT)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+    let names = names_in(&f.fs, ROOT).await;
     assert!(
         names.contains(&"New Folder".to_owned()) && names.contains(&"new.png".to_owned()),
         "{names:?}"
@@ -320,13 +326,7 @@ async fn junk_and_empty_files_stay_local() {
     f.fs.flush(opened.fh).await.unwrap();
     f.fs.release(opened.fh);
     assert!(server_files(&f).await.is_empty());
-    let names: Vec<_> =
-        f.fs.list_dir(ROOT)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+    let names = names_in(&f.fs, ROOT).await;
     assert_eq!(names.len(), 2, "{names:?}");
 }
 
@@ -500,15 +500,8 @@ async fn posix_details_long_names_unlinked_links_and_folder_times() {
 }
 
 fn write_back_core(emu: &TestEmulator, cache: &Path) -> (Arc<MediaFs<Flaky>>, Arc<Flaky>) {
-    let backend = Arc::new(Flaky {
-        inner: emu.client(),
-        fail_uploads: AtomicBool::new(false),
-        fail_removes: AtomicBool::new(false),
-        upload_gate: tokio::sync::RwLock::new(()),
-    });
-    let mut config = FsConfig::new(cache.to_path_buf());
-    config.write_back = true;
-    let fs = Arc::new(MediaFs::new(backend.clone(), config).unwrap());
+    let (fs, backend) = core_with(emu, cache, |c| c.write_back = true);
+    let fs = Arc::new(fs);
     tokio::spawn(fs.clone().run_uploads());
     (fs, backend)
 }
@@ -629,33 +622,15 @@ async fn after_a_rewrite_the_name_means_the_new_object_even_before_the_old_goes(
         .await
         .unwrap();
     f.backend.fail_removes.store(true, Ordering::SeqCst);
-    let opened =
-        f.fs.open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .await
-        .unwrap();
     let new = png_bytes(20, 2);
-    f.fs.write(opened.fh, 0, &new).await.unwrap();
-    f.fs.flush(opened.fh).await.unwrap();
-    f.fs.release(opened.fh);
+    rewrite(&f.fs, ino, &new).await.unwrap();
     assert_eq!(
         server_files(&f).await.len(),
         2,
         "the old one could not be removed"
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let names: Vec<_> =
-        f.fs.list_dir(ROOT)
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|e| e.name)
-            .collect();
+    let names = names_in(&f.fs, ROOT).await;
     assert_eq!(names, ["a.png"], "the replaced object stays hidden");
     let attr = f.fs.lookup(ROOT, "a.png").await.unwrap();
     assert_eq!(read_all(&f.fs, attr.ino).await, new);
@@ -759,22 +734,17 @@ async fn reads_in_memory_are_answered_at_once_with_the_same_bytes() {
     f.fs.release(opened.fh);
 }
 
-/// A write-back core that runs no background uploads: the test says when.
+/// A core that runs no background uploads (the test says when), and
+/// keeps as few idle inodes as it can.
 fn write_back_manual(
     emu: &TestEmulator,
     cache: &Path,
     write_back: bool,
 ) -> (MediaFs<Flaky>, Arc<Flaky>) {
-    let backend = Arc::new(Flaky {
-        inner: emu.client(),
-        fail_uploads: AtomicBool::new(false),
-        fail_removes: AtomicBool::new(false),
-        upload_gate: tokio::sync::RwLock::new(()),
-    });
-    let mut config = FsConfig::new(cache.to_path_buf());
-    config.write_back = write_back;
-    config.idle_nodes_kept = 1;
-    (MediaFs::new(backend.clone(), config).unwrap(), backend)
+    core_with(emu, cache, |c| {
+        c.write_back = write_back;
+        c.idle_nodes_kept = 1;
+    })
 }
 
 /// Every name a directory lists, READDIRPLUS style: `page` entries per
@@ -853,13 +823,7 @@ async fn spooled_files_and_local_entries_outlive_every_forget() {
         fs.forget(ino, u64::MAX);
     }
     let dir = fs.lookup(ROOT, "fresh").await.unwrap().ino;
-    let mut names: Vec<String> = fs
-        .list_dir(dir)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let mut names = names_in(&fs, dir).await;
     names.sort();
     assert_eq!(names, [".DS_Store", "empty.png", "new.png"]);
     let attr = fs.lookup(dir, "new.png").await.unwrap();
@@ -883,19 +847,7 @@ async fn after_a_crash_the_next_mount_shows_the_spool_and_uploads_it() {
     let ino = write_file(&fs, ROOT, "a.png", &old).await.unwrap();
     fs.finish_pending().await;
     let new = png_bytes(200, 2);
-    let opened = fs
-        .open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .await
-        .unwrap();
-    fs.write(opened.fh, 0, &new).await.unwrap();
-    fs.flush(opened.fh).await.unwrap();
-    fs.release(opened.fh);
+    rewrite(&fs, ino, &new).await.unwrap();
     let fresh = png_bytes(300, 4);
     write_file(&fs, ROOT, "b.png", &fresh).await.unwrap();
     drop(fs); // a crash: nothing drained
@@ -936,31 +888,13 @@ async fn a_failed_removal_stays_hidden_after_a_remount_and_is_retried() {
         .await
         .unwrap();
     backend.fail_removes.store(true, Ordering::SeqCst);
-    let opened = fs
-        .open(
-            ino,
-            OpenMode {
-                write: true,
-                truncate: true,
-            },
-        )
-        .await
-        .unwrap();
     let new = png_bytes(50, 2);
-    fs.write(opened.fh, 0, &new).await.unwrap();
-    fs.flush(opened.fh).await.unwrap();
-    fs.release(opened.fh);
+    rewrite(&fs, ino, &new).await.unwrap();
     drop(fs);
     assert_eq!(server_files_of(&emu).await.len(), 2, "both stay");
 
     let (fs, _) = write_back_manual(&emu, cache.path(), false);
-    let names: Vec<String> = fs
-        .list_dir(ROOT)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = names_in(&fs, ROOT).await;
     assert_eq!(names, ["a.png"], "the replaced version stays hidden");
     let a = fs.lookup(ROOT, "a.png").await.unwrap();
     assert_eq!(read_all(&fs, a.ino).await, new);
@@ -996,13 +930,7 @@ async fn write_back_rm_and_mv_of_spooled_files() {
     )
     .await
     .unwrap();
-    let names: Vec<String> = fs
-        .list_dir(ROOT)
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| e.name)
-        .collect();
+    let names = names_in(&fs, ROOT).await;
     assert_eq!(names, ["target.png"]);
     let target = fs.lookup(ROOT, "target.png").await.unwrap();
     assert_eq!(read_all(&fs, target.ino).await, moved);
