@@ -52,6 +52,8 @@ pub struct Namespace {
     /// has an inode to show them under.
     adopted_new: HashMap<String, Vec<(String, Spooled)>>,
     idle_nodes_kept: usize,
+    /// How many nodes make the next pruning.
+    prune_at: usize,
     pub listings: Listings,
 }
 
@@ -69,6 +71,7 @@ impl Namespace {
             adopted: HashMap::new(),
             adopted_new: HashMap::new(),
             idle_nodes_kept: config.idle_nodes_kept,
+            prune_at: 2 * config.idle_nodes_kept,
             listings: Listings::new(
                 config.metadata_ttl,
                 config.clock.clone(),
@@ -103,8 +106,10 @@ impl Namespace {
     // ---- making and dropping nodes ----
 
     fn add_node(&mut self, parent: Ino, name: &str, kind: NodeKind) -> Ino {
-        if self.nodes.len() > 2 * self.idle_nodes_kept {
+        if self.nodes.len() > self.prune_at {
             self.prune();
+            // When most nodes are in use, do not prune again at every node.
+            self.prune_at = (2 * self.idle_nodes_kept).max(2 * self.nodes.len());
         }
         let ino = self.next_ino;
         self.next_ino += 1;
