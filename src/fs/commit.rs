@@ -30,6 +30,45 @@ struct Planned {
     stored: Option<String>,
 }
 
+/// What a commit needs to know of a file, read under the namespace lock.
+struct FileNow {
+    dir: Ino,
+    name: String,
+    unlinked: bool,
+    stored: Option<MediaObject>,
+    /// Its pending spool entry, if any.
+    spooled: Option<String>,
+    /// Objects it was renamed over while open and never stored.
+    renamed_over: Vec<String>,
+    /// Its bytes live only here (a new file, or one of this mount only).
+    only_here: bool,
+}
+
+impl FileNow {
+    fn of(ns: &Namespace, ino: Ino) -> FsResult<FileNow> {
+        let node = ns.node(ino).ok_or(Errno(libc::ENOENT))?;
+        let state = node.file().ok_or(Errno(libc::EISDIR))?;
+        let (renamed_over, only_here) = match state {
+            FileState::Local(_) => (Vec::new(), true),
+            FileState::Staged {
+                over: Base::New,
+                renamed_over,
+                ..
+            } => (renamed_over.clone(), true),
+            _ => (Vec::new(), false),
+        };
+        Ok(FileNow {
+            dir: node.parent,
+            name: node.name.clone(),
+            unlinked: node.unlinked,
+            stored: state.stored().cloned(),
+            spooled: state.spooled().map(|s| s.entry.clone()),
+            renamed_over,
+            only_here,
+        })
+    }
+}
+
 /// What a file holds that may need storing, read under the namespace lock.
 struct Pending {
     cell: Arc<StagingCell>,
@@ -117,61 +156,42 @@ impl<B: Backend> MediaFs<B> {
         replaces: &[String],
         file_locked: bool,
     ) -> FsResult<Option<Planned>> {
-        let (dest_dir, name, unlinked, stored, earlier, only_here) = {
+        let (node, dest) = {
             let ns = self.ns.lock().unwrap();
-            let node = ns.node(ino).ok_or(Errno(libc::ENOENT))?;
-            let Some(state) = node.file() else {
-                return Ok(None);
-            };
-            let only_here = matches!(
-                state,
-                FileState::Local(_)
-                    | FileState::Staged {
-                        over: Base::New,
-                        ..
-                    }
-            );
-            let (dir, name) =
-                to.map_or((node.parent, node.name.clone()), |(d, n)| (d, n.to_owned()));
-            let earlier = state
-                .spooled()
-                .filter(|_| file_locked)
-                .map(|s| s.entry.clone());
-            (
-                dir,
-                name,
-                node.unlinked,
-                state.stored().cloned(),
-                earlier,
-                only_here,
-            )
+            let node = FileNow::of(&ns, ino)?;
+            let (dir, name) = to.map_or((node.dir, node.name.as_str()), |(d, n)| (d, n));
+            let dest = self.destination(&ns, dir, name, node.unlinked);
+            (node, dest)
         };
         // New bytes are stored; a rename also moves bytes that live only here.
-        let moving_local = to.is_some() && only_here;
-        if !(cell.is_dirty() || moving_local) {
+        if !(cell.is_dirty() || to.is_some() && node.only_here) {
             return Ok(None);
         }
-        let dest = {
-            let ns = self.ns.lock().unwrap();
-            self.destination(&ns, dest_dir, &name, unlinked)
-        };
-        let Some(mut upload) = uploader::check(&dest, stored.as_ref(), cell, staged.path())? else {
+        let Some(mut upload) = uploader::check(&dest, node.stored.as_ref(), cell, staged.path())?
+        else {
             cell.set_dirty(false);
             return Ok(None);
         };
-        if let Some(record) = earlier.as_ref().and_then(|e| self.uploader.record(e)) {
-            // What the earlier entry would have replaced goes too.
-            for id in record.replaces {
-                if !upload.replaces.contains(&id) {
-                    upload.replaces.push(id);
-                }
+        let earlier = node.spooled.filter(|_| file_locked);
+        let earlier_replaces = earlier
+            .as_ref()
+            .and_then(|e| self.uploader.record(e))
+            .map(|r| r.replaces)
+            .unwrap_or_default();
+        // What the earlier entry would have replaced goes too.
+        for id in earlier_replaces
+            .iter()
+            .chain(&node.renamed_over)
+            .chain(replaces)
+        {
+            if !upload.replaces.contains(id) {
+                upload.replaces.push(id.clone());
             }
         }
-        upload.replaces.extend(replaces.iter().cloned());
         Ok(Some(Planned {
             upload,
             earlier,
-            stored: stored.map(|o| o.id),
+            stored: node.stored.map(|o| o.id),
         }))
     }
 
@@ -226,7 +246,12 @@ impl<B: Backend> MediaFs<B> {
             stored: stored.clone(),
         };
         match &mut node.kind {
-            NodeKind::File(FileState::Staged { over, .. }) => *over = Base::Spooled(spooled),
+            NodeKind::File(FileState::Staged {
+                over, renamed_over, ..
+            }) => {
+                *over = Base::Spooled(spooled);
+                renamed_over.clear();
+            }
             NodeKind::File(state) => *state = FileState::Spooled(spooled),
             NodeKind::Dir(_) => return None,
         }
@@ -312,7 +337,7 @@ impl<B: Backend> MediaFs<B> {
         let NodeKind::File(state) = &mut node.kind else {
             return;
         };
-        let FileState::Staged { cell, over } = state else {
+        let FileState::Staged { cell, over, .. } = state else {
             return;
         };
         let failed = cell.is_dirty() && !node.unlinked;

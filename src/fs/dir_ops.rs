@@ -308,15 +308,16 @@ impl<B: Backend> MediaFs<B> {
     }
 
     /// Where a file named `name` in `dir` would be uploaded.
-    pub(super) fn destination<'a>(
+    /// Where a file named `name` in `dir` would be uploaded.
+    pub(super) fn destination(
         &self,
         ns: &Namespace,
         dir: Ino,
-        name: &'a str,
+        name: &str,
         unlinked: bool,
-    ) -> Destination<'a> {
+    ) -> Destination {
         Destination {
-            name,
+            name: name.to_owned(),
             folder: ns
                 .node(dir)
                 .and_then(Node::folder_key)

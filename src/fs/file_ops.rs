@@ -132,6 +132,7 @@ impl<B: Backend> MediaFs<B> {
         *state = FileState::Staged {
             cell: cell.clone(),
             over,
+            renamed_over: Vec::new(),
         };
         Ok(cell)
     }
@@ -190,6 +191,7 @@ impl<B: Backend> MediaFs<B> {
             let state = FileState::Staged {
                 cell,
                 over: Base::New,
+                renamed_over: Vec::new(),
             };
             let ino = ns.add_local(dir, name, NodeKind::File(state));
             ns.node_mut(ino).expect("just added").lookups += 1;
@@ -439,6 +441,7 @@ impl<B: Backend> MediaFs<B> {
                 Some(FileState::Staged {
                     cell,
                     over: Base::Stored(_),
+                    ..
                 }) => !cell.is_dirty(),
                 Some(_) => false,
             };

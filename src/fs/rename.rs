@@ -4,7 +4,7 @@
 //! replaces is removed only once the source is stored under the name.
 
 use super::dir_ops::Entry;
-use super::namespace::{FileState, Ino};
+use super::namespace::{Base, FileState, Ino, NodeKind};
 use super::{api_failure, Backend, Errno, FileKind, FsResult, MediaFs, RenameFlags};
 use crate::api::MediaObject;
 
@@ -116,6 +116,9 @@ impl<B: Backend> MediaFs<B> {
                 Ok(Some(false))
             }
             Entry::Local(ino) => {
+                if self.move_open_new(*ino, new_dir, new_name, &replaces) {
+                    return Ok(Some(true));
+                }
                 let spooled =
                     spooled_new(self.ns.lock().unwrap().node(*ino).and_then(|n| n.file()));
                 if let Some(entry) = spooled {
@@ -133,6 +136,30 @@ impl<B: Backend> MediaFs<B> {
                 Ok(Some(false))
             }
         }
+    }
+
+    /// A new file still open for writing just moves: it is stored under
+    /// its new name when it is closed, and what it was renamed over is
+    /// hidden now and removed then. False when the file is not such a one.
+    fn move_open_new(&self, ino: Ino, new_dir: Ino, new_name: &str, replaces: &[String]) -> bool {
+        let mut ns = self.ns.lock().unwrap();
+        let Some(node) = ns.node_mut(ino).filter(|n| n.open > 0) else {
+            return false;
+        };
+        let NodeKind::File(FileState::Staged {
+            over: Base::New,
+            renamed_over,
+            ..
+        }) = &mut node.kind
+        else {
+            return false;
+        };
+        renamed_over.extend(replaces.iter().cloned());
+        for id in replaces {
+            ns.listings.supersede(id);
+        }
+        ns.move_local(ino, new_dir, new_name);
+        true
     }
 
     /// Renames a stored object, after storing what is pending for it.

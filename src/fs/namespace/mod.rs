@@ -392,11 +392,17 @@ impl Namespace {
                 landed.newer_entry = Some(s.entry.clone());
                 return landed;
             }
-            (FileState::Staged { over, .. }, _) => {
+            (
+                FileState::Staged {
+                    over, renamed_over, ..
+                },
+                _,
+            ) => {
                 if let Base::Spooled(s) = over {
                     settled_file = Some(s.file.clone());
                 }
                 *over = Base::Stored(new.clone());
+                renamed_over.clear();
             }
             (state, _) => {
                 if let FileState::Spooled(s) = state {

@@ -79,7 +79,13 @@ pub enum FileState {
     /// folder of this mount): its bytes live in the cell alone.
     Local(Arc<StagingCell>),
     /// Open handles write it: the bytes are in the cell, over `over`.
-    Staged { cell: Arc<StagingCell>, over: Base },
+    Staged {
+        cell: Arc<StagingCell>,
+        over: Base,
+        /// Objects it was renamed over while open, before it was ever
+        /// stored: they go once it is.
+        renamed_over: Vec<String>,
+    },
     /// Closed with write-back: the bytes wait in the spool for upload.
     Spooled(Spooled),
 }

@@ -58,8 +58,8 @@ pub enum Source {
 
 /// Where a file's bytes would go.
 #[derive(Debug)]
-pub struct Destination<'a> {
-    pub name: &'a str,
+pub struct Destination {
+    pub name: String,
     /// The server folder; `None` when the file is in a folder of this mount
     /// only, or unlinked: it is then never uploaded.
     pub folder: Option<FolderKey>,
@@ -77,7 +77,7 @@ pub fn check(
     cell: &StagingCell,
     data: &Path,
 ) -> FsResult<Option<Upload>> {
-    let name = dest.name;
+    let name = dest.name.as_str();
     if cell.refused.load(Ordering::SeqCst) {
         // Part of the file never made it into staging: uploading the rest
         // would store a truncated file.
