@@ -18,7 +18,7 @@ use crate::api::MediaObject;
 /// Locks that keep a file's bytes from being stored meanwhile.
 pub(super) struct UploadsHeld {
     _spool: Option<OwnedMutexGuard<()>>,
-    _cell: Option<OwnedMutexGuard<Staged>>,
+    cell: Option<OwnedMutexGuard<Staged>>,
 }
 
 /// What a commit stores.
@@ -167,7 +167,9 @@ impl<B: Backend> MediaFs<B> {
         if !(cell.is_dirty() || to.is_some() && node.only_here) {
             return Ok(None);
         }
-        let Some(mut upload) = uploader::check(&dest, node.stored.as_ref(), cell, staged.path())?
+        let spooled = node.spooled.is_some();
+        let Some(mut upload) =
+            uploader::check(&dest, node.stored.as_ref(), spooled, cell, staged.path())?
         else {
             cell.set_dirty(false);
             return Ok(None);
@@ -306,24 +308,74 @@ impl<B: Backend> MediaFs<B> {
             if same_cell && file == file_now {
                 return UploadsHeld {
                     _spool: spool,
-                    _cell: held_cell,
+                    cell: held_cell,
                 };
             }
         }
     }
 
-    /// Drops the node's pending spool entry: the file was unlinked. Hold
-    /// its uploads first.
-    pub(super) fn discard_spooled(&self, ino: Ino) {
-        let entry = {
+    /// Drops the node's pending spool entry: the file was unlinked, with
+    /// its uploads held. Handles still open on it read (and write) on from
+    /// a copy of the entry's bytes.
+    pub(super) async fn discard_spooled(&self, ino: Ino, held: &mut UploadsHeld) -> FsResult<()> {
+        let (entry, open) = {
             let ns = self.ns.lock().unwrap();
-            ns.node(ino)
-                .and_then(|n| n.file()?.spooled())
-                .map(|s| s.entry.clone())
+            let Some(node) = ns.node(ino) else {
+                return Ok(());
+            };
+            let entry = node
+                .file()
+                .and_then(FileState::spooled)
+                .map(|s| s.entry.clone());
+            (entry, node.open > 0)
         };
-        if let Some(entry) = entry {
-            self.uploader.discard(&entry);
+        let Some(entry) = entry else {
+            return Ok(());
+        };
+        if open {
+            self.copy_spooled_to_cell(ino, held).await?;
         }
+        self.uploader.discard(&entry);
+        Ok(())
+    }
+
+    /// Gives a file whose spool entry is about to go a staging cell with
+    /// its bytes.
+    async fn copy_spooled_to_cell(&self, ino: Ino, held: &mut UploadsHeld) -> FsResult<()> {
+        let cell = match held.cell.as_mut() {
+            Some(staged) => {
+                let cell = {
+                    let ns = self.ns.lock().unwrap();
+                    ns.node(ino).and_then(|n| n.file()?.staging().cloned())
+                };
+                if let Some(cell) = cell {
+                    self.load_existing(ino, &cell, staged).await?;
+                }
+                None
+            }
+            None => {
+                let len = {
+                    let ns = self.ns.lock().unwrap();
+                    ns.node(ino)
+                        .and_then(|n| n.file())
+                        .map_or(0, FileState::len)
+                };
+                let cell = self.new_staging(false, len)?;
+                let mut staged = cell.file.lock().await;
+                self.load_existing(ino, &cell, &mut staged).await?;
+                drop(staged);
+                Some(cell)
+            }
+        };
+        let mut ns = self.ns.lock().unwrap();
+        if let Some(NodeKind::File(state)) = ns.node_mut(ino).map(|n| &mut n.kind) {
+            match (state, cell) {
+                (FileState::Staged { over, .. }, _) => *over = Base::New,
+                (state, Some(cell)) => *state = FileState::Local(cell),
+                _ => {}
+            }
+        }
+        Ok(())
     }
 
     /// After the last handle of a file is released: what handles wrote is

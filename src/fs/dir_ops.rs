@@ -390,7 +390,7 @@ impl<B: Backend> MediaFs<B> {
             return Err(Errno(libc::EISDIR));
         }
         let node = self.node_of(&entry);
-        let _uploads_held = match node {
+        let mut uploads_held = match node {
             Some(ino) => Some(self.hold_uploads(ino).await),
             None => None,
         };
@@ -408,8 +408,8 @@ impl<B: Backend> MediaFs<B> {
         if let Some(o) = &stored {
             self.remove_on_server(o).await?;
         }
-        if let Some(ino) = self.node_of(&entry) {
-            self.discard_spooled(ino);
+        if let (Some(ino), Some(held)) = (self.node_of(&entry), uploads_held.as_mut()) {
+            self.discard_spooled(ino, held).await?;
         }
         self.mark_unlinked(dir, &entry);
         Ok(())

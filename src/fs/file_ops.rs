@@ -98,7 +98,7 @@ impl<B: Backend> MediaFs<B> {
         }
     }
 
-    fn new_staging(&self, loaded: bool, len: u64) -> FsResult<Arc<StagingCell>> {
+    pub(super) fn new_staging(&self, loaded: bool, len: u64) -> FsResult<Arc<StagingCell>> {
         StagingCell::new(&self.staging_dir, loaded, len)
             .map(Arc::new)
             .map_err(|e| {
@@ -281,7 +281,7 @@ impl<B: Backend> MediaFs<B> {
 
     /// Copies the file's settled bytes into its staging cell before the
     /// first change that keeps any of them (a write into the middle, say).
-    async fn load_existing(
+    pub(super) async fn load_existing(
         &self,
         ino: Ino,
         cell: &StagingCell,

@@ -70,10 +70,13 @@ pub struct Destination {
 /// The checks before an upload, the same for every path: what storing the
 /// staged bytes at `dest` would be, `None` when they stay in this mount
 /// (junk, a folder of this mount, a new empty file), or the error the
-/// program that wrote them gets.
+/// program that wrote them gets. `stored` is the version they replace, and
+/// `spooled` says an earlier version of them is bound for the server: then
+/// they are too, whatever the name.
 pub fn check(
     dest: &Destination,
     stored: Option<&MediaObject>,
+    spooled: bool,
     cell: &StagingCell,
     data: &Path,
 ) -> FsResult<Option<Upload>> {
@@ -83,12 +86,13 @@ pub fn check(
         // would store a truncated file.
         return Err(Errno(libc::EFBIG));
     }
-    let Some(parent) = dest.folder.clone().filter(|_| !dest.junk) else {
+    let bound = stored.is_some() || spooled;
+    let Some(parent) = dest.folder.clone().filter(|_| bound || !dest.junk) else {
         return Ok(None);
     };
     let len = cell.len();
     if len == 0 {
-        if stored.is_none() {
+        if !bound {
             // The library holds no empty files: a new one stays local
             // until it gets content.
             return Ok(None);
