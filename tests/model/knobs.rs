@@ -1,0 +1,90 @@
+//! What a run does, from the environment:
+//!
+//! - `MEDIAFS_MODEL_CASES=N`: run N cases (default [`DEFAULT_CASES`]).
+//! - `MEDIAFS_MODEL_SECONDS=S`: keep generating new cases for S seconds.
+//! - `MEDIAFS_MODEL_SEED=N`: the seed of the first round (default fixed, so
+//!   that CI runs the same cases every time; a failure's seed is also kept in
+//!   `tests/model.proptest-regressions`).
+//! - `MEDIAFS_MODEL_OFF=a,b,..`: switch off op kinds or features, to validate
+//!   the model on what works: `write`, `handles`, `fsync`, `truncate`,
+//!   `rename`, `mkdir`, `rmdir`, `unlink`, `read`, `readdir`, `forget`,
+//!   `remount`, `crash`, `writeback`, `remote`, `advance`, `faults`,
+//!   `pending`, `race`, and `paging` (the walk lists with READDIRPLUS in
+//!   small pages; off: plain readdir, whole).
+//! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
+//! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+/// Cases CI runs by default (each a fresh emulator and a few dozen ops).
+pub const DEFAULT_CASES: u32 = 24;
+const DEFAULT_SEED: u64 = 0x6d65_6469_6166_7301;
+
+#[derive(Debug, Clone)]
+pub struct Knobs {
+    pub cases: u32,
+    pub seconds: Option<Duration>,
+    pub seed: u64,
+    pub off: BTreeSet<String>,
+    pub min_ops: usize,
+    pub max_ops: usize,
+    pub verbose: bool,
+}
+
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+impl Knobs {
+    pub fn from_env() -> Knobs {
+        let (min_ops, max_ops) = var("MEDIAFS_MODEL_OPS")
+            .and_then(|v| {
+                let (a, b) = v.split_once("..")?;
+                Some((a.parse().ok()?, b.trim_start_matches('=').parse().ok()?))
+            })
+            .unwrap_or((20, 60));
+        Knobs {
+            cases: var("MEDIAFS_MODEL_CASES").map_or(DEFAULT_CASES, |v| {
+                v.parse().expect("MEDIAFS_MODEL_CASES is a number")
+            }),
+            seconds: var("MEDIAFS_MODEL_SECONDS").map(|v| {
+                Duration::from_secs(v.parse().expect("MEDIAFS_MODEL_SECONDS is a number"))
+            }),
+            seed: var("MEDIAFS_MODEL_SEED").map_or(DEFAULT_SEED, |v| {
+                v.parse().expect("MEDIAFS_MODEL_SEED is a number")
+            }),
+            off: var("MEDIAFS_MODEL_OFF")
+                .unwrap_or_default()
+                .split(',')
+                .map(|s| s.trim().to_owned())
+                .filter(|s| !s.is_empty())
+                .collect(),
+            min_ops,
+            max_ops: max_ops.max(min_ops),
+            verbose: var("MEDIAFS_MODEL_VERBOSE").is_some(),
+        }
+    }
+
+    pub fn on(&self, what: &str) -> bool {
+        !self.off.contains(what)
+    }
+
+    /// A weight, or 0 when the kind is off.
+    pub fn w(&self, what: &str, weight: u32) -> u32 {
+        if self.on(what) {
+            weight
+        } else {
+            0
+        }
+    }
+
+    /// A group's weight: 0 when every kind in it is off.
+    pub fn any(&self, kinds: &[&str], weight: u32) -> u32 {
+        if kinds.iter().any(|k| self.on(k)) {
+            weight
+        } else {
+            0
+        }
+    }
+}
