@@ -59,14 +59,14 @@ fn run_case(case: &Case, knobs: &Knobs) -> Result<(), TestCaseError> {
         .build()
         .unwrap();
     rt.block_on(async {
-        let mut h = Harness::start(case.wb, knobs.clone()).await;
+        let mut h = Harness::start(case.wb, case.page, knobs.clone()).await;
         let mut outcome = Ok(());
         for (i, op) in case.ops.iter().enumerate() {
             if let Err(why) = h.step(i, op).await {
                 let trace = h.trace.join("\n  ");
                 outcome = Err(TestCaseError::fail(format!(
-                    "{why}\n\nsteps (write-back at start: {}):\n  {trace}",
-                    case.wb
+                    "{why}\n\nsteps (write-back at start: {}, pages of {}):\n  {trace}",
+                    case.wb, case.page
                 )));
                 break;
             }
@@ -84,14 +84,37 @@ fn config(knobs: &Knobs, round: u64) -> Config {
             "proptest-regressions",
         ))),
         rng_seed: RngSeed::Fixed(knobs.seed.wrapping_add(round)),
-        max_shrink_iters: 2000,
-        max_shrink_time: 20 * 60 * 1000,
+        max_shrink_iters: knobs.shrink_iters,
+        max_shrink_time: 30 * 60 * 1000,
         ..Config::default()
+    }
+}
+
+/// Temp dirs (emulator store, cache dirs) go to memory when it can be had:
+/// the core and the store fsync, and a case makes a few hundred of them.
+fn temp_in_memory() -> Option<TempRoot> {
+    let shm = std::path::Path::new("/dev/shm");
+    if std::env::var_os("MEDIAFS_MODEL_KEEP_TMPDIR").is_some() || !shm.is_dir() {
+        return None;
+    }
+    let dir = shm.join(format!("mediafs-model-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).ok()?;
+    std::env::set_var("TMPDIR", &dir);
+    Some(TempRoot(dir))
+}
+
+/// Removed when the test ends, however it ends.
+struct TempRoot(std::path::PathBuf);
+
+impl Drop for TempRoot {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
     }
 }
 
 #[test]
 fn the_core_matches_the_model() {
+    let _tmp = temp_in_memory();
     let knobs = Knobs::from_env();
     let started = Instant::now();
     let ran = AtomicUsize::new(0);
@@ -105,11 +128,16 @@ fn the_core_matches_the_model() {
         });
         match result {
             Ok(()) => {}
-            Err(TestError::Fail(why, case)) => panic!(
-                "the core differs from the model\n{why}\n\nminimal failing case \
-                 (write-back at start: {}):\n{:#?}",
-                case.wb, case.ops
-            ),
+            Err(TestError::Fail(why, case)) => {
+                let ops: Vec<String> = case.ops.iter().map(|op| format!("{op:?}")).collect();
+                panic!(
+                    "the core differs from the model\n{why}\n\nminimal failing case \
+                     (write-back at start: {}, pages of {}):\n  {}",
+                    case.wb,
+                    case.page,
+                    ops.join("\n  ")
+                )
+            }
             Err(TestError::Abort(why)) => panic!("aborted: {why}"),
         }
         round += 1;

@@ -104,19 +104,23 @@ impl Harness {
     /// Runs one op and checks everything after it.
     pub async fn step(&mut self, i: usize, op: &Op) -> Result<(), String> {
         self.backend.take_fired();
+        let started = std::time::Instant::now();
         let before = self.model.clone();
         let got = self.run_op(op).await.map_err(|e| format!("#{i} {op:?}: {e}"))?;
         let fired = self.backend.take_fired();
         let line = format!("#{i} {op:?} -> {got:?}{}", if fired.is_empty() { String::new() } else { format!(" [fired {fired:?}]") });
-        if self.knobs.verbose {
-            eprintln!("{line}");
-        }
-        self.trace.push(line);
+        let ran = started.elapsed();
+        self.trace.push(line.clone());
         if matches!(op, Op::Remote(_)) || !fired.is_empty() {
             self.clock.advance(ADVANCE);
         }
         self.check_server(i, op, &before, &got, &fired).await?;
-        self.check_walk(i).await
+        let checked = started.elapsed();
+        let walked = self.check_walk(i).await;
+        if self.knobs.verbose {
+            eprintln!("{line}  ({ran:.0?}, server {:.0?}, walk {:.0?})", checked - ran, started.elapsed() - checked);
+        }
+        walked
     }
 
     async fn check_server(&mut self, i: usize, op: &Op, before: &Model, got: &Res, fired: &[Fired]) -> Result<(), String> {
@@ -143,7 +147,7 @@ impl Harness {
 
     async fn check_walk(&mut self, i: usize) -> Result<(), String> {
         self.backend.set_bypass(true);
-        let walked = self.walk(i).await;
+        let walked = self.walk().await;
         self.backend.set_bypass(false);
         let got = match walked {
             Ok(tree) => tree,
@@ -162,9 +166,9 @@ impl Harness {
     }
 
     /// Lists every directory and reads every file, as `ls -lR` and `cat` would.
-    async fn walk(&mut self, i: usize) -> H<Tree> {
+    async fn walk(&mut self) -> H<Tree> {
         let (page, plus) = if self.knobs.on("paging") {
-            (1 + i % 3, true)
+            (self.page, true)
         } else {
             (usize::MAX, false)
         };

@@ -26,6 +26,9 @@ const HANG: Duration = Duration::from_secs(5);
 
 pub type Core = MediaFs<FaultyBackend>;
 
+type Pending<'a> =
+    std::pin::Pin<Box<dyn Future<Output = mediafs::api::ApiResult<()>> + Send + 'a>>;
+
 /// Why an operation stopped: an errno it answers, nothing to do, or a failure of the test.
 #[derive(Debug)]
 pub enum Stop {
@@ -69,15 +72,19 @@ pub struct Harness {
     pub knobs: Knobs,
     pub trace: Vec<String>,
     pub remote_files: usize,
+    /// Entries per READDIRPLUS call in the walks.
+    pub page: usize,
 }
 
 impl Harness {
-    pub async fn start(wb: bool, knobs: Knobs) -> Harness {
+    pub async fn start(wb: bool, page: usize, knobs: Knobs) -> Harness {
         let emu = start_emulator(false, quiet()).await;
-        let backend = Arc::new(FaultyBackend::new(emu.client()));
+        // The service's rate limit is off in the emulator: off in the clients too.
+        let client = || emu.client_with(|c| c.rate_limit = None);
+        let backend = Arc::new(FaultyBackend::new(client()));
         let store = Store::new(emu.base_url(), LOCATION);
         let mut h = Harness {
-            other: emu.client(),
+            other: client(),
             emu: Some(emu),
             dir: tempfile::tempdir().unwrap(),
             backend,
@@ -90,6 +97,7 @@ impl Harness {
             knobs,
             trace: Vec::new(),
             remote_files: 0,
+            page,
         };
         h.core = Some(h.new_core(wb));
         h
@@ -99,8 +107,10 @@ impl Harness {
         let mut config = FsConfig::new(self.dir.path().join("cache"));
         config.metadata_ttl = TTL;
         config.clock = self.clock.clone();
-        config.listings_kept = 2;
-        config.idle_nodes_kept = 3;
+        if self.knobs.on("evict") {
+            config.listings_kept = 2;
+            config.idle_nodes_kept = 3;
+        }
         config.write_back = wb;
         Arc::new(MediaFs::new(self.backend.clone(), config).expect("a core"))
     }
@@ -112,7 +122,10 @@ impl Harness {
     pub async fn stop(&mut self) {
         self.core = None;
         if let Some(emu) = self.emu.take() {
-            emu.running.stop().await;
+            let stopped = tokio::time::timeout(HANG, emu.running.stop()).await;
+            if stopped.is_err() {
+                eprintln!("model: the emulator did not stop within {HANG:?}");
+            }
         }
     }
 
@@ -259,24 +272,32 @@ impl Harness {
                 self.remote_files += 1;
                 let path = self.dir.path().join(format!("remote-{}", self.remote_files));
                 std::fs::write(&path, crate::common::png_bytes(*len, *seed)).unwrap();
-                self.other.upload_file(&path, name, parent.as_deref()).await.map(drop)
+                let other = &self.other;
+                Box::pin(async move {
+                    other.upload_file(&path, name, parent.as_deref()).await.map(drop)
+                }) as Pending<'_>
             }
             Remote::Rename { pick, name } => {
                 let targets = m.remote_targets();
                 let Some(k) = targets.get(pick % targets.len().max(1)) else {
                     return Err(Stop::Skip);
                 };
-                self.other.rename(&id_of(*k), name).await
+                let id = id_of(*k);
+                Box::pin(async move { self.other.rename(&id, name).await }) as Pending<'_>
             }
             Remote::Trash { pick } => {
                 let targets = m.remote_targets();
                 let Some(k) = targets.get(pick % targets.len().max(1)) else {
                     return Err(Stop::Skip);
                 };
-                self.other.delete_many(&[id_of(*k)], DeleteStatus::Trashed).await
+                let id = id_of(*k);
+                let other = &self.other;
+                Box::pin(async move { other.delete_many(&[id], DeleteStatus::Trashed).await })
+                    as Pending<'_>
             }
         };
-        outcome.map_err(|e| Stop::Fail(format!("the other client failed: {e}")))?;
+        t("the other client", outcome).await?
+            .map_err(|e| Stop::Fail(format!("the other client failed: {e}")))?;
         Ok(Res::Ok)
     }
 

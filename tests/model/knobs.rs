@@ -9,10 +9,12 @@
 //!   the model on what works: `write`, `handles`, `fsync`, `truncate`,
 //!   `rename`, `mkdir`, `rmdir`, `unlink`, `read`, `readdir`, `forget`,
 //!   `remount`, `crash`, `writeback`, `remote`, `advance`, `faults`,
-//!   `pending`, `race`, and `paging` (the walk lists with READDIRPLUS in
-//!   small pages; off: plain readdir, whole).
+//!   `pending`, `race`, `paging` (the walk lists with READDIRPLUS in
+//!   small pages; off: plain readdir, whole) and `evict` (tiny caches: 2
+//!   listings kept, 3 idle inodes; off: the defaults).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
+//! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
@@ -30,6 +32,7 @@ pub struct Knobs {
     pub min_ops: usize,
     pub max_ops: usize,
     pub verbose: bool,
+    pub shrink_iters: u32,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -63,6 +66,9 @@ impl Knobs {
             min_ops,
             max_ops: max_ops.max(min_ops),
             verbose: var("MEDIAFS_MODEL_VERBOSE").is_some(),
+            shrink_iters: var("MEDIAFS_MODEL_SHRINK").map_or(1000, |v| {
+                v.parse().expect("MEDIAFS_MODEL_SHRINK is a number")
+            }),
         }
     }
 

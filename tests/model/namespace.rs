@@ -212,8 +212,8 @@ impl Model {
     /// the old one was (crash). What stays: the server, and pending uploads.
     pub fn remount(&mut self, cx: &mut Ctx, crash: bool, wb: bool) -> Res {
         if !crash {
-            for fid in self.handles.clone() {
-                let _ = self.close(cx, fid);
+            while !self.handles.is_empty() {
+                let _ = self.close_handle(cx, 0);
             }
             self.run_pending(cx);
         }

@@ -10,6 +10,8 @@ use std::fmt;
 
 use proptest::prelude::*;
 use proptest::sample::select;
+use proptest::strategy::{NewTree, ValueTree};
+use proptest::test_runner::TestRunner;
 
 use crate::backend::Call;
 use crate::knobs::Knobs;
@@ -95,12 +97,14 @@ pub enum Op {
 #[derive(Clone, Debug)]
 pub struct Case {
     pub wb: bool,
+    /// Entries per READDIRPLUS call in the walks.
+    pub page: usize,
     pub ops: Vec<Op>,
 }
 
 const DIRS: &[&str] = &["d1", "d1", "d1", "d2", "d2", ".Trashes"];
 const FILE_LEAVES: &[&str] = &[
-    "a.png", "a.png", "a.png", "b.png", "b.png", "c.jpg", ".DS_Store", "d1",
+    "a.png", "a.png", "a.png", "b.png", "b.png", "c.jpg", ".DS_Store",
 ];
 const DIR_LEAVES: &[&str] = &["d1", "d1", "d2", "d2", ".Trashes", "a.png"];
 const ANY_LEAVES: &[&str] = &[
@@ -222,5 +226,58 @@ pub fn case(k: &Knobs) -> impl Strategy<Value = Case> {
     } else {
         Just(false).boxed()
     };
-    (wb, prop::collection::vec(op(k), k.min_ops..=k.max_ops)).prop_map(|(wb, ops)| Case { wb, ops })
+    // Ops shrink to nothing one by one, below the minimum length too.
+    let ops = prop::collection::vec(Droppable(op(k)), k.min_ops..=k.max_ops);
+    (wb, 1..4usize, ops).prop_map(|(wb, page, ops)| Case {
+        wb,
+        page,
+        ops: ops.into_iter().flatten().collect(),
+    })
+}
+
+/// An element of a case that shrinks by being dropped (and not otherwise:
+/// a smaller op is seldom a simpler case, and shrinking is costly here).
+#[derive(Debug)]
+struct Droppable<S>(S);
+
+struct DropTree<T> {
+    inner: T,
+    /// 0: kept, 1: dropped (being tried), 2: kept for good.
+    state: u8,
+}
+
+impl<S: Strategy> Strategy for Droppable<S> {
+    type Tree = DropTree<S::Tree>;
+    type Value = Option<S::Value>;
+
+    fn new_tree(&self, runner: &mut TestRunner) -> NewTree<Self> {
+        Ok(DropTree {
+            inner: self.0.new_tree(runner)?,
+            state: 0,
+        })
+    }
+}
+
+impl<T: ValueTree> ValueTree for DropTree<T> {
+    type Value = Option<T::Value>;
+
+    fn current(&self) -> Option<T::Value> {
+        (self.state != 1).then(|| self.inner.current())
+    }
+
+    fn simplify(&mut self) -> bool {
+        if self.state == 0 {
+            self.state = 1;
+            return true;
+        }
+        false
+    }
+
+    fn complicate(&mut self) -> bool {
+        if self.state == 1 {
+            self.state = 2;
+            return true;
+        }
+        false
+    }
 }

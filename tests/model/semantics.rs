@@ -127,7 +127,9 @@ impl Model {
                 .map(|fid| self.write(fid, *off, &png_bytes(*len, *seed))),
             Op::Flush { h } => self.handle(*h).map(|fid| self.commit(cx, fid)),
             Op::Fsync { h } => self.handle(*h).map(|fid| self.fsync(cx, fid)),
-            Op::Close { h } => self.handle(*h).map(|fid| self.close(cx, fid)),
+            Op::Close { h } => self
+                .handle_index(*h)
+                .map(|i| self.close_handle(cx, i)),
             Op::Read { path } => self.read(path),
             Op::Truncate { path, len } => self.truncate(cx, path, *len as usize),
             Op::Rename { from, to, noreplace } => self.rename(cx, from, to, *noreplace),
@@ -231,11 +233,15 @@ impl Model {
 
     // ---- handles and files ----
 
-    fn handle(&self, h: usize) -> R<Fid> {
+    fn handle_index(&self, h: usize) -> R<usize> {
         if self.handles.is_empty() {
             return Err(Res::Skip);
         }
-        Ok(self.handles[h % self.handles.len()])
+        Ok(h % self.handles.len())
+    }
+
+    fn handle(&self, h: usize) -> R<Fid> {
+        self.handle_index(h).map(|i| self.handles[i])
     }
 
     pub fn resolve_parent(&self, p: &P) -> R<Dir> {

@@ -139,13 +139,17 @@ impl Model {
         }
     }
 
+    /// flush, then release.
     pub fn close(&mut self, cx: &mut Ctx, fid: Fid) -> Res {
         let out = self.commit(cx, fid);
         self.release(fid);
-        if let Some(i) = self.handles.iter().position(|h| *h == fid) {
-            self.handles.remove(i);
-        }
         out
+    }
+
+    /// Closes the open handle at index `i`.
+    pub fn close_handle(&mut self, cx: &mut Ctx, i: usize) -> Res {
+        let fid = self.handles.remove(i);
+        self.close(cx, fid)
     }
 
     /// `fsync`: stores the file and waits for its pending upload.

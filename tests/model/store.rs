@@ -57,7 +57,10 @@ pub struct Store {
 impl Store {
     pub fn new(base: &str, location: &str) -> Store {
         Store {
-            http: reqwest::Client::new(),
+            http: reqwest::Client::builder()
+                .timeout(std::time::Duration::from_secs(10))
+                .build()
+                .unwrap(),
             base: base.to_owned(),
             location: location.to_owned(),
             bytes: HashMap::new(),
