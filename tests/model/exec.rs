@@ -15,9 +15,9 @@ fn errno(e: i32) -> Stop {
 impl Harness {
     pub async fn exec(&mut self, op: &Op) -> H<Res> {
         match op {
-            Op::WriteFile { path, len, seed } => self.write_file(path, &png_bytes(*len, *seed)).await,
-            Op::Create { path, excl } => self.create(path, *excl).await,
-            Op::OpenWrite { path, trunc } => self.open_write(path, *trunc).await,
+            Op::WriteFile { path, len, seed } => self.write_file(path.p(), &png_bytes(*len, *seed)).await,
+            Op::Create { path, excl } => self.create(path.p(), *excl).await,
+            Op::OpenWrite { path, trunc } => self.open_write(path.p(), *trunc).await,
             Op::Write { h, off, len, seed } => {
                 let (_, fh) = self.handle(*h)?;
                 let data = png_bytes(*len, *seed);
@@ -52,11 +52,11 @@ impl Harness {
     async fn exec_names(&mut self, op: &Op) -> H<Res> {
         match op {
             Op::Read { path } => {
-                let attr = self.file_at(path).await?;
+                let attr = self.file_at(path.p()).await?;
                 Ok(Res::Data(self.read_all(attr.ino, true).await?))
             }
             Op::Truncate { path, len } => {
-                let attr = self.file_at(path).await?;
+                let attr = self.file_at(path.p()).await?;
                 let change = SetAttr {
                     size: Some(*len),
                     ..SetAttr::default()
@@ -64,8 +64,9 @@ impl Harness {
                 t("setattr", self.fs().setattr(attr.ino, change)).await??;
                 Ok(Res::Ok)
             }
-            Op::Rename { from, to, noreplace } => self.rename(from, to, *noreplace).await,
+            Op::Rename { from, to, noreplace } => self.rename(from.p(), to.p(), *noreplace).await,
             Op::Mkdir { path } => {
+                let path = path.p();
                 let (dir, leaf) = self.resolve(path).await?;
                 if leaf.is_some() {
                     return Err(errno(libc::EEXIST));
@@ -75,6 +76,7 @@ impl Harness {
                 Ok(Res::Ok)
             }
             Op::Rmdir { path } => {
+                let path = path.p();
                 let (dir, leaf) = self.resolve(path).await?;
                 let attr = leaf.ok_or(errno(libc::ENOENT))?;
                 if attr.kind != FileKind::Dir {
@@ -83,9 +85,9 @@ impl Harness {
                 t("rmdir", self.fs().rmdir(dir, path.leaf())).await??;
                 Ok(Res::Ok)
             }
-            Op::Unlink { path } => self.unlink(path).await,
+            Op::Unlink { path } => self.unlink(path.p()).await,
             Op::Readdir { path, page, plus } => {
-                let ino = self.resolve_dir(&path.0).await?;
+                let ino = self.resolve_dir(&path.p().0).await?;
                 let listed = self.list(ino, *page, *plus).await?;
                 let mut names: Vec<_> = listed
                     .into_iter()

@@ -36,6 +36,36 @@ impl fmt::Debug for P {
     }
 }
 
+/// Where a path op goes: a path of pool names, an existing entry, or a
+/// pool name in an existing directory (picked when the op runs, among what
+/// the model shows then, so that most ops meet something).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Path {
+    At(P),
+    Entry(usize),
+    In(usize, &'static str),
+}
+
+impl fmt::Debug for Path {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Path::At(p) => write!(f, "{p:?}"),
+            Path::Entry(i) => write!(f, "entry#{i}"),
+            Path::In(i, leaf) => write!(f, "dir#{i}/{leaf}"),
+        }
+    }
+}
+
+impl Path {
+    /// The path itself, once made concrete.
+    pub fn p(&self) -> &P {
+        match self {
+            Path::At(p) => p,
+            _ => panic!("{self:?} is not concrete: Op::concrete first"),
+        }
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Remote {
     /// Another client uploads a file into a folder (picked among the server's).
@@ -54,26 +84,26 @@ pub enum Remote {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// create or O_TRUNC open, one write, close (flush + release).
-    WriteFile { path: P, len: usize, seed: u8 },
+    WriteFile { path: Path, len: usize, seed: u8 },
     /// `create` with or without O_EXCL: a handle stays open.
-    Create { path: P, excl: bool },
+    Create { path: Path, excl: bool },
     /// An existing file opened for writing: a handle stays open.
-    OpenWrite { path: P, trunc: bool },
+    OpenWrite { path: Path, trunc: bool },
     Write { h: usize, off: u64, len: usize, seed: u8 },
     Flush { h: usize },
     Fsync { h: usize },
     /// flush, then release.
     Close { h: usize },
     /// open for reading, read it all, release.
-    Read { path: P },
+    Read { path: Path },
     /// truncate(2): setattr of the size, no handle.
-    Truncate { path: P, len: u64 },
-    Rename { from: P, to: P, noreplace: bool },
-    Mkdir { path: P },
-    Rmdir { path: P },
-    Unlink { path: P },
+    Truncate { path: Path, len: u64 },
+    Rename { from: Path, to: Path, noreplace: bool },
+    Mkdir { path: Path },
+    Rmdir { path: Path },
+    Unlink { path: Path },
     /// opendir and a listing in pages of `page` entries.
-    Readdir { path: P, page: usize, plus: bool },
+    Readdir { path: Path, page: usize, plus: bool },
     /// The kernel drops every lookup of one inode it holds.
     Forget { pick: usize },
     /// `echo 2 > /proc/sys/vm/drop_caches`: every inode without an open handle.
@@ -122,16 +152,24 @@ fn path_with(leaves: &'static [&'static str]) -> impl Strategy<Value = P> {
     })
 }
 
-fn file_path() -> impl Strategy<Value = P> {
-    path_with(FILE_LEAVES)
+fn pick(leaves: &'static [&'static str]) -> impl Strategy<Value = Path> {
+    prop_oneof![
+        2 => path_with(leaves).prop_map(Path::At),
+        4 => (0..64usize).prop_map(Path::Entry),
+        4 => (0..64usize, select(leaves)).prop_map(|(i, leaf)| Path::In(i, leaf)),
+    ]
 }
 
-fn dir_path() -> impl Strategy<Value = P> {
-    path_with(DIR_LEAVES)
+fn file_path() -> impl Strategy<Value = Path> {
+    pick(FILE_LEAVES)
 }
 
-fn any_path() -> impl Strategy<Value = P> {
-    path_with(ANY_LEAVES)
+fn dir_path() -> impl Strategy<Value = Path> {
+    pick(DIR_LEAVES)
+}
+
+fn any_path() -> impl Strategy<Value = Path> {
+    pick(ANY_LEAVES)
 }
 
 fn len() -> impl Strategy<Value = usize> {

@@ -305,3 +305,63 @@ impl Model {
         }
     }
 }
+
+impl Model {
+    /// A path op's target, made concrete against what the model shows.
+    pub fn concrete_path(&self, path: &crate::ops::Path, want: Option<Kind>) -> crate::ops::Path {
+        use crate::ops::{Path, P};
+        let tree = self.tree();
+        let split = |p: &String| P(p.split('/').map(str::to_owned).collect());
+        match path {
+            Path::At(_) => path.clone(),
+            Path::Entry(i) => {
+                let of_kind: Vec<&String> = tree
+                    .iter()
+                    .filter(|(_, (k, _))| want.is_none_or(|w| w == *k))
+                    .map(|(p, _)| p)
+                    .collect();
+                let all: Vec<&String> = tree.keys().collect();
+                let pool = if of_kind.is_empty() { all } else { of_kind };
+                match pool.get(i % pool.len().max(1)) {
+                    Some(p) => Path::At(split(p)),
+                    None => Path::At(P(vec!["a.png".to_owned()])),
+                }
+            }
+            Path::In(i, leaf) => {
+                let mut dirs: Vec<Vec<String>> = vec![Vec::new()];
+                dirs.extend(
+                    tree.iter()
+                        .filter(|(_, (k, _))| *k == Kind::Dir)
+                        .map(|(p, _)| split(p).0),
+                );
+                let mut comps = dirs[i % dirs.len()].clone();
+                comps.push(leaf.to_string());
+                Path::At(P(comps))
+            }
+        }
+    }
+
+    /// The op with every path made concrete.
+    pub fn concrete(&self, op: &crate::ops::Op) -> crate::ops::Op {
+        use crate::ops::Op;
+        let file = |p| self.concrete_path(p, Some(Kind::File));
+        let dir = |p| self.concrete_path(p, Some(Kind::Dir));
+        match op.clone() {
+            Op::WriteFile { path, len, seed } => Op::WriteFile { path: file(&path), len, seed },
+            Op::Create { path, excl } => Op::Create { path: file(&path), excl },
+            Op::OpenWrite { path, trunc } => Op::OpenWrite { path: file(&path), trunc },
+            Op::Read { path } => Op::Read { path: file(&path) },
+            Op::Truncate { path, len } => Op::Truncate { path: file(&path), len },
+            Op::Unlink { path } => Op::Unlink { path: file(&path) },
+            Op::Mkdir { path } => Op::Mkdir { path: dir(&path) },
+            Op::Rmdir { path } => Op::Rmdir { path: dir(&path) },
+            Op::Readdir { path, page, plus } => Op::Readdir { path: dir(&path), page, plus },
+            Op::Rename { from, to, noreplace } => Op::Rename {
+                from: self.concrete_path(&from, None),
+                to: self.concrete_path(&to, None),
+                noreplace,
+            },
+            other => other,
+        }
+    }
+}

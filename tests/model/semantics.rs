@@ -119,9 +119,9 @@ fn err(e: i32) -> Res {
 impl Model {
     pub fn apply(&mut self, op: &Op, cx: &mut Ctx) -> Res {
         let out = match op {
-            Op::WriteFile { path, len, seed } => self.write_file(cx, path, &png_bytes(*len, *seed)),
-            Op::Create { path, excl } => self.create(path, *excl),
-            Op::OpenWrite { path, trunc } => self.open_write(path, *trunc),
+            Op::WriteFile { path, len, seed } => self.write_file(cx, path.p(), &png_bytes(*len, *seed)),
+            Op::Create { path, excl } => self.create(path.p(), *excl),
+            Op::OpenWrite { path, trunc } => self.open_write(path.p(), *trunc),
             Op::Write { h, off, len, seed } => self
                 .handle(*h)
                 .map(|fid| self.write(fid, *off, &png_bytes(*len, *seed))),
@@ -130,13 +130,13 @@ impl Model {
             Op::Close { h } => self
                 .handle_index(*h)
                 .map(|i| self.close_handle(cx, i)),
-            Op::Read { path } => self.read(path),
-            Op::Truncate { path, len } => self.truncate(cx, path, *len as usize),
-            Op::Rename { from, to, noreplace } => self.rename(cx, from, to, *noreplace),
-            Op::Mkdir { path } => self.mkdir(cx, path),
-            Op::Rmdir { path } => self.rmdir(cx, path),
-            Op::Unlink { path } => self.unlink(cx, path),
-            Op::Readdir { path, .. } => self.readdir(path),
+            Op::Read { path } => self.read(path.p()),
+            Op::Truncate { path, len } => self.truncate(cx, path.p(), *len as usize),
+            Op::Rename { from, to, noreplace } => self.rename(cx, from.p(), to.p(), *noreplace),
+            Op::Mkdir { path } => self.mkdir(cx, path.p()),
+            Op::Rmdir { path } => self.rmdir(cx, path.p()),
+            Op::Unlink { path } => self.unlink(cx, path.p()),
+            Op::Readdir { path, .. } => self.readdir(path.p()),
             Op::Forget { .. } | Op::ForgetAll | Op::Advance | Op::Arm { .. } => Ok(Res::Ok),
             Op::Remount { crash, wb } => Ok(self.remount(cx, *crash, *wb)),
             Op::Remote(r) => Ok(self.remote(r)),
