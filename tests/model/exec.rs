@@ -73,6 +73,7 @@ impl Harness {
                 }
                 let attr = t("mkdir", self.fs().mkdir(dir, path.leaf())).await??;
                 self.count(attr.ino);
+                self.dirs.insert(attr.ino);
                 Ok(Res::Ok)
             }
             Op::Rmdir { path } => {

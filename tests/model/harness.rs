@@ -66,6 +66,8 @@ pub struct Harness {
     pub store: Store,
     /// Kernel lookups per inode, as the kernel would have to forget them.
     pub counts: BTreeMap<u64, u64>,
+    /// Inodes seen as directories.
+    pub dirs: std::collections::BTreeSet<u64>,
     /// Open write handles (fh, ino), in the model's order.
     pub handles: Vec<(u64, u64)>,
     pub model: Model,
@@ -92,6 +94,7 @@ impl Harness {
             clock: Clock::manual(),
             store,
             counts: BTreeMap::new(),
+            dirs: Default::default(),
             handles: Vec::new(),
             model: Model::new(wb),
             knobs,
@@ -140,6 +143,7 @@ impl Harness {
         }
         self.handles.clear();
         self.counts.clear();
+        self.dirs.clear();
         let old = self.core.take().expect("a core");
         if Arc::strong_count(&old) != 1 {
             return fail("the old core is still referenced at remount");
@@ -156,6 +160,9 @@ impl Harness {
     pub async fn lookup(&mut self, dir: u64, name: &str) -> H<Attr> {
         let attr = t("lookup", self.fs().lookup(dir, name)).await??;
         self.count(attr.ino);
+        if attr.kind == FileKind::Dir {
+            self.dirs.insert(attr.ino);
+        }
         Ok(attr)
     }
 
@@ -252,7 +259,12 @@ impl Harness {
                 break Ok(());
             }
             if plus {
-                got.iter().for_each(|(_, _, ino)| self.count(*ino));
+                for (_, kind, ino) in &got {
+                    self.count(*ino);
+                    if *kind == FileKind::Dir {
+                        self.dirs.insert(*ino);
+                    }
+                }
             }
             out.extend(got);
         };
@@ -303,7 +315,13 @@ impl Harness {
 
     /// Forgets every lookup of one inode the kernel holds, any inode.
     pub fn forget(&mut self, pick: usize) -> Res {
-        let live: Vec<(u64, u64)> = self.counts.iter().map(|(i, n)| (*i, *n)).collect();
+        let dirs_too = self.knobs.on("forgetdir");
+        let live: Vec<(u64, u64)> = self
+            .counts
+            .iter()
+            .filter(|(i, _)| dirs_too || !self.dirs.contains(i))
+            .map(|(i, n)| (*i, *n))
+            .collect();
         if let Some((ino, n)) = live.get(pick % live.len().max(1)) {
             self.fs().forget(*ino, *n);
             self.counts.remove(ino);
@@ -314,7 +332,13 @@ impl Harness {
     /// Forgets every inode but those with an open handle.
     pub fn forget_all(&mut self) -> Res {
         let open: Vec<u64> = self.handles.iter().map(|(_, ino)| *ino).collect();
-        let all: Vec<(u64, u64)> = self.counts.iter().map(|(i, n)| (*i, *n)).collect();
+        let dirs_too = self.knobs.on("forgetdir");
+        let all: Vec<(u64, u64)> = self
+            .counts
+            .iter()
+            .filter(|(i, _)| dirs_too || !self.dirs.contains(i))
+            .map(|(i, n)| (*i, *n))
+            .collect();
         for (ino, n) in all {
             if !open.contains(&ino) {
                 self.fs().forget(ino, n);

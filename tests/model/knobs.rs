@@ -13,7 +13,8 @@
 //!   small pages; off: plain readdir, whole) and `evict` (tiny caches: 2
 //!   listings kept, 3 idle inodes; off: the defaults), `junkobj` (renames
 //!   may give a junk name to a server object; off: they never do),
-//!   `trunclocal` (truncate(2) of local files; off: read instead).
+//!   `trunclocal` (truncate(2) of local files; off: read instead),
+//!   `forgetdir` (forgets of directory inodes; off: files only).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
 //! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000).

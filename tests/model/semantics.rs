@@ -103,10 +103,10 @@ impl Ctx {
 }
 
 /// Whether the service can tell the type of a file: by its bytes (a PNG
-/// signature here) or by its name's extension.
+/// signature, as `infer` checks it) or by its name's extension.
 pub fn tellable(name: &str, bytes: &[u8]) -> bool {
     let lower = name.to_ascii_lowercase();
-    bytes.starts_with(b"\x89PNG\r\n\x1a\n")
+    bytes.starts_with(b"\x89PNG")
         || [".png", ".jpg", ".jpeg"].iter().any(|e| lower.ends_with(e))
 }
 
