@@ -14,7 +14,9 @@
 //!   listings kept, 3 idle inodes; off: the defaults), `junkobj` (renames
 //!   may give a junk name to a server object; off: they never do),
 //!   `trunclocal` (truncate(2) of local files; off: read instead),
-//!   `forgetdir` (forgets of directory inodes; off: files only).
+//!   `forgetdir` (forgets of directory inodes; off: files only), `replay`
+//!   (remote changes are checked once the TTL has passed; off: once 31 s
+//!   have, past the time the core replays its own changes).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
 //! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000).
