@@ -135,11 +135,15 @@ impl Harness {
         let line = format!("#{i} {op:?} -> {got:?}{}", if fired.is_empty() { String::new() } else { format!(" [fired {fired:?}]") });
         let ran = started.elapsed();
         self.trace.push(line.clone());
-        if matches!(op, Op::Remote(_)) && !self.knobs.on("replay") {
-            // Past the 30 s the core replays its own changes for.
-            self.clock.advance(std::time::Duration::from_secs(31));
-        } else if matches!(op, Op::Remote(_)) || !fired.is_empty() {
-            self.clock.advance(ADVANCE);
+        if matches!(op, Op::Remote(_)) || !fired.is_empty() {
+            // Changes made behind the core's back show once the TTL passed.
+            let by = if self.knobs.on("replay") {
+                ADVANCE
+            } else {
+                // Past the 30 s the core replays its own changes for.
+                std::time::Duration::from_secs(31)
+            };
+            self.clock.advance(by);
         }
         self.check_server(i, op, &before, &got, &fired).await?;
         let checked = started.elapsed();
