@@ -92,21 +92,65 @@ fn diff(expected: &Tree, got: &Tree) -> Vec<String> {
 }
 
 impl Harness {
-    /// With `junkobj` off, renames give no server object a junk name.
-    fn tamed(&self, op: Op) -> Op {
-        match op {
-            Op::Rename { from, to, noreplace } if !self.knobs.on("junkobj") => {
-                let mut to = to.p().clone();
-                if crate::reference::junk(to.leaf()) {
-                    *to.0.last_mut().unwrap() = "c.jpg".to_owned();
-                }
-                Op::Rename { from, to: crate::ops::Path::At(to), noreplace }
+    /// The op, less what the knobs switch off.
+    fn tamed(&self, mut op: Op) -> Op {
+        let on = |k| self.knobs.on(k);
+        if let Op::Rename { to, .. } = &mut op {
+            // Without `junkobj`, renames give no server object a junk name.
+            let mut p = to.p().clone();
+            if !on("junkobj") && crate::reference::junk(p.leaf()) {
+                *p.0.last_mut().unwrap() = "c.jpg".to_owned();
+                *to = crate::ops::Path::At(p);
             }
-            Op::Truncate { path, .. } if !self.knobs.on("trunclocal") && self.is_local(path.p()) => {
+        }
+        match op {
+            Op::Truncate { path, .. } if !on("trunclocal") && self.is_local(path.p()) => {
                 Op::Read { path }
             }
+            // Without `inline`, nothing waits for a write-back upload.
+            Op::Fsync { h } if !on("inline") && self.model.wb => Op::Flush { h },
+            Op::Rename { from, .. } if !on("inline") && self.waits_for_upload(from.p()) => {
+                Op::Read { path: from }
+            }
+            // Without `emptypending`, pending files are never emptied.
+            Op::Create { path, .. } | Op::OpenWrite { path, .. }
+                if !on("emptypending") && self.pending_at(path.p()) =>
+            {
+                Op::OpenWrite { path, trunc: false }
+            }
+            Op::Truncate { path, len: 0 } if !on("emptypending") && self.pending_at(path.p()) => {
+                Op::Read { path }
+            }
+            // Without `leftover`, no remount while failed uploads wait.
+            Op::Remount { .. } if !on("leftover") && self.failed_pending() => Op::Advance,
             op => op,
         }
+    }
+
+    fn failed_pending(&self) -> bool {
+        let m = &self.model;
+        let failed = |p: &crate::reference::Pend| p.failed;
+        m.locals.values().filter_map(|l| l.pend.as_ref()).any(failed)
+            || m.pend_over.values().any(failed)
+    }
+
+    fn pending_at(&self, p: &crate::ops::P) -> bool {
+        let m = &self.model;
+        let dir = m.resolve_dir(p.parent()).ok();
+        dir.and_then(|d| m.lookup(d, p.leaf()))
+            .is_some_and(|place| m.pending(place).is_some())
+    }
+
+    /// Whether a rename of `p` would wait for a write-back upload.
+    fn waits_for_upload(&self, p: &crate::ops::P) -> bool {
+        use crate::reference::Place;
+        let m = &self.model;
+        let dir = m.resolve_dir(p.parent()).ok();
+        let Some(Place::Loc(l)) = dir.and_then(|d| m.lookup(d, p.leaf())) else {
+            return false;
+        };
+        let dirty = m.fid_at(Place::Loc(l)).is_some_and(|f| m.files[&f].dirty);
+        m.locals[&l].pend.is_some() || (m.wb && dirty)
     }
 
     fn is_local(&self, p: &crate::ops::P) -> bool {

@@ -134,6 +134,10 @@ impl Harness {
 
     /// Drops the core (after a clean close, or as it is) and makes a new one.
     pub async fn remount(&mut self, crash: bool, wb: bool) -> H<Res> {
+        if !self.knobs.on("leftover") {
+            // Nothing fails at unmount: nothing is left in the spool.
+            self.backend.disarm_all();
+        }
         if !crash {
             for (fh, _) in std::mem::take(&mut self.handles) {
                 let _ = t("flush at unmount", self.fs().flush(fh)).await?;
@@ -315,6 +319,9 @@ impl Harness {
 
     /// Forgets every lookup of one inode the kernel holds, any inode.
     pub fn forget(&mut self, pick: usize) -> Res {
+        if self.spares_pending() {
+            return Res::Ok;
+        }
         let dirs_too = self.knobs.on("forgetdir");
         let live: Vec<(u64, u64)> = self
             .counts
@@ -330,7 +337,15 @@ impl Harness {
     }
 
     /// Forgets every inode but those with an open handle.
+    /// With `forgetwb` off, nothing is forgotten while uploads are pending.
+    fn spares_pending(&self) -> bool {
+        !self.knobs.on("forgetwb") && !self.model.pending_places().is_empty()
+    }
+
     pub fn forget_all(&mut self) -> Res {
+        if self.spares_pending() {
+            return Res::Ok;
+        }
         let open: Vec<u64> = self.handles.iter().map(|(_, ino)| *ino).collect();
         let dirs_too = self.knobs.on("forgetdir");
         let all: Vec<(u64, u64)> = self

@@ -16,7 +16,13 @@
 //!   `trunclocal` (truncate(2) of local files; off: read instead),
 //!   `forgetdir` (forgets of directory inodes; off: files only), `replay`
 //!   (remote changes are checked once the TTL has passed; off: once 31 s
-//!   have, past the time the core replays its own changes).
+//!   have, past the time the core replays its own changes), `forgetwb`
+//!   (forgets while write-back uploads are pending; off: none then),
+//!   `inline` (fsync and renames of pending files upload in write-back
+//!   mode; off: fsync is a flush, such renames are reads), `leftover`
+//!   (a remount may leave failed uploads in the spool; off: no fault strikes
+//!   the drain, and no remount happens while a failed upload waits),
+//!   `emptypending` (O_TRUNC and truncate to 0 of pending files; off: never).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
 //! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000).

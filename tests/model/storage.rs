@@ -51,6 +51,10 @@ impl Model {
     fn commit_local(&mut self, cx: &mut Ctx, fid: Fid, l: LKey) -> Result<(), i32> {
         let local = &self.locals[&l];
         let (name, bytes) = (local.name.clone(), local.bytes.clone());
+        if bytes.is_empty() && local.pend.is_some() {
+            // Closed once, it will be stored: emptied, as a stored file.
+            return Err(libc::EINVAL);
+        }
         let folder = match local.parent {
             Dir::Srv(folder) if !junk(&name) && !bytes.is_empty() => folder,
             _ => {
@@ -134,8 +138,15 @@ impl Model {
         }
         let f = self.files.remove(&fid).unwrap();
         if let (true, Some(Place::Loc(l))) = (f.dirty, f.place) {
-            // A new file that could not be stored leaves no entry.
-            self.locals.remove(&l);
+            let local = self.locals.get_mut(&l).unwrap();
+            match &local.pend {
+                // A pending file keeps what was closed before.
+                Some(pend) => local.bytes = pend.bytes.to_vec(),
+                // A new file that could not be stored leaves no entry.
+                None => {
+                    self.locals.remove(&l);
+                }
+            }
         }
     }
 
@@ -257,6 +268,9 @@ impl Model {
     fn truncate_local(&mut self, cx: &mut Ctx, l: LKey, bytes: Vec<u8>) -> Result<(), i32> {
         let local = &self.locals[&l];
         let name = local.name.clone();
+        if bytes.is_empty() && local.pend.is_some() {
+            return Err(libc::EINVAL);
+        }
         let folder = match local.parent {
             Dir::Srv(folder) if !junk(&name) && !bytes.is_empty() => folder,
             _ => {
