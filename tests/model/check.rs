@@ -107,6 +107,10 @@ impl Harness {
             Op::Truncate { path, .. } if !on("trunclocal") && self.is_local(path.p()) => {
                 Op::Read { path }
             }
+            // Without `truncopen`, no truncate(2) of a file open for writing in write-back mode.
+            Op::Truncate { path, .. } if !on("truncopen") && self.model.wb && self.open_at(path.p()) => {
+                Op::Read { path }
+            }
             // Without `inline`, nothing waits for a write-back upload.
             Op::Fsync { h } if !on("inline") && self.model.wb => Op::Flush { h },
             Op::Rename { from, .. } if !on("inline") && self.waits_for_upload(from.p()) => {
@@ -121,6 +125,10 @@ impl Harness {
             Op::Truncate { path, len: 0 } if !on("emptypending") && self.pending_at(path.p()) => {
                 Op::Read { path }
             }
+            // Without `unlinkopen`, no pending file is unlinked while open.
+            Op::Unlink { path } if !on("unlinkopen") && self.pending_open_at(path.p()) => {
+                Op::Read { path }
+            }
             // Without `leftover`, no remount while failed uploads wait.
             Op::Remount { .. } if !on("leftover") && self.failed_pending() => Op::Advance,
             op => op,
@@ -132,6 +140,20 @@ impl Harness {
         let failed = |p: &crate::reference::Pend| p.failed;
         m.locals.values().filter_map(|l| l.pend.as_ref()).any(failed)
             || m.pend_over.values().any(failed)
+    }
+
+    fn open_at(&self, p: &crate::ops::P) -> bool {
+        let m = &self.model;
+        let dir = m.resolve_dir(p.parent()).ok();
+        dir.and_then(|d| m.lookup(d, p.leaf()))
+            .is_some_and(|place| m.fid_at(place).is_some())
+    }
+
+    fn pending_open_at(&self, p: &crate::ops::P) -> bool {
+        let m = &self.model;
+        let dir = m.resolve_dir(p.parent()).ok();
+        dir.and_then(|d| m.lookup(d, p.leaf()))
+            .is_some_and(|place| m.pending(place).is_some() && m.fid_at(place).is_some())
     }
 
     fn pending_at(&self, p: &crate::ops::P) -> bool {

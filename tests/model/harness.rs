@@ -339,7 +339,9 @@ impl Harness {
     /// Forgets every inode but those with an open handle.
     /// With `forgetwb` off, nothing is forgotten while uploads are pending.
     fn spares_pending(&self) -> bool {
-        !self.knobs.on("forgetwb") && !self.model.pending_places().is_empty()
+        let m = &self.model;
+        let pending = m.locals.values().any(|l| l.pend.is_some()) || !m.pend_over.is_empty();
+        !self.knobs.on("forgetwb") && pending
     }
 
     pub fn forget_all(&mut self) -> Res {

@@ -22,7 +22,9 @@
 //!   mode; off: fsync is a flush, such renames are reads), `leftover`
 //!   (a remount may leave failed uploads in the spool; off: no fault strikes
 //!   the drain, and no remount happens while a failed upload waits),
-//!   `emptypending` (O_TRUNC and truncate to 0 of pending files; off: never).
+//!   `emptypending` (O_TRUNC and truncate to 0 of pending files; off: never),
+//!   `unlinkopen` (unlinks of pending files open for writing; off: never),
+//!   `truncopen` (write-back truncate(2) of files open for writing; off: never).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
 //! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000).
