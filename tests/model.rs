@@ -85,7 +85,7 @@ fn config(knobs: &Knobs, round: u64) -> Config {
         ))),
         rng_seed: RngSeed::Fixed(knobs.seed.wrapping_add(round)),
         max_shrink_iters: knobs.shrink_iters,
-        max_shrink_time: 30 * 60 * 1000,
+        max_shrink_time: knobs.shrink_secs * 1000,
         ..Config::default()
     }
 }

@@ -199,7 +199,8 @@ impl Backend for FaultyBackend {
     }
 
     async fn remove(&self, id: &str, status: DeleteStatus) -> ApiResult<()> {
-        self.guard(Call::Remove, self.inner.remove(id, status)).await
+        self.guard(Call::Remove, self.inner.remove(id, status))
+            .await
     }
 
     async fn read_range(&self, url: &str, range: ByteRange) -> ApiResult<Segments> {

@@ -54,7 +54,11 @@ pub fn candidates(before: &Model, op: &Op, fired: &[Fired]) -> Vec<(String, Mode
     if fired.is_empty() {
         return vec![("as planned".into(), normal, res)];
     }
-    let server: Vec<Fired> = fired.iter().filter(|f| f.0.changes_server()).copied().collect();
+    let server: Vec<Fired> = fired
+        .iter()
+        .filter(|f| f.0.changes_server())
+        .copied()
+        .collect();
     let mut out = Vec::new();
     for combo in combos(&server, &cx) {
         let mut m = before.clone();
@@ -67,7 +71,11 @@ pub fn candidates(before: &Model, op: &Op, fired: &[Fired]) -> Vec<(String, Mode
         out.push((label, m, r));
     }
     if fired.iter().any(|f| !f.0.changes_server()) {
-        out.push(("nothing done, EIO".into(), before.clone(), Res::Err(libc::EIO)));
+        out.push((
+            "nothing done, EIO".into(),
+            before.clone(),
+            Res::Err(libc::EIO),
+        ));
     }
     out
 }
@@ -108,7 +116,9 @@ impl Harness {
                 Op::Read { path }
             }
             // Without `truncopen`, no truncate(2) of a file open for writing in write-back mode.
-            Op::Truncate { path, .. } if !on("truncopen") && self.model.wb && self.open_at(path.p()) => {
+            Op::Truncate { path, .. }
+                if !on("truncopen") && self.model.wb && self.open_at(path.p()) =>
+            {
                 Op::Read { path }
             }
             // Without `inline`, nothing waits for a write-back upload.
@@ -138,7 +148,10 @@ impl Harness {
     fn failed_pending(&self) -> bool {
         let m = &self.model;
         let failed = |p: &crate::reference::Pend| p.failed;
-        m.locals.values().filter_map(|l| l.pend.as_ref()).any(failed)
+        m.locals
+            .values()
+            .filter_map(|l| l.pend.as_ref())
+            .any(failed)
             || m.pend_over.values().any(failed)
     }
 
@@ -178,7 +191,10 @@ impl Harness {
     fn is_local(&self, p: &crate::ops::P) -> bool {
         let m = &self.model;
         let dir = m.resolve_dir(p.parent()).ok();
-        matches!(dir.and_then(|d| m.lookup(d, p.leaf())), Some(crate::reference::Place::Loc(_)))
+        matches!(
+            dir.and_then(|d| m.lookup(d, p.leaf())),
+            Some(crate::reference::Place::Loc(_))
+        )
     }
 
     async fn run_op(&mut self, op: &Op) -> Result<Res, String> {
@@ -196,9 +212,19 @@ impl Harness {
         let started = std::time::Instant::now();
         let op = &self.tamed(self.model.concrete(op));
         let before = self.model.clone();
-        let got = self.run_op(op).await.map_err(|e| format!("#{i} {op:?}: {e}"))?;
+        let got = self
+            .run_op(op)
+            .await
+            .map_err(|e| format!("#{i} {op:?}: {e}"))?;
         let fired = self.backend.take_fired();
-        let line = format!("#{i} {op:?} -> {got:?}{}", if fired.is_empty() { String::new() } else { format!(" [fired {fired:?}]") });
+        let line = format!(
+            "#{i} {op:?} -> {got:?}{}",
+            if fired.is_empty() {
+                String::new()
+            } else {
+                format!(" [fired {fired:?}]")
+            }
+        );
         let ran = started.elapsed();
         self.trace.push(line.clone());
         if matches!(op, Op::Remote(_)) || !fired.is_empty() {
@@ -215,12 +241,23 @@ impl Harness {
         let checked = started.elapsed();
         let walked = self.check_walk(i).await;
         if self.knobs.verbose {
-            eprintln!("{line}  ({ran:.0?}, server {:.0?}, walk {:.0?})", checked - ran, started.elapsed() - checked);
+            eprintln!(
+                "{line}  ({ran:.0?}, server {:.0?}, walk {:.0?})",
+                checked - ran,
+                started.elapsed() - checked
+            );
         }
         walked
     }
 
-    async fn check_server(&mut self, i: usize, op: &Op, before: &Model, got: &Res, fired: &[Fired]) -> Result<(), String> {
+    async fn check_server(
+        &mut self,
+        i: usize,
+        op: &Op,
+        before: &Model,
+        got: &Res,
+        fired: &[Fired],
+    ) -> Result<(), String> {
         let store = self.store.objects().await?;
         let mut why = Vec::new();
         for (label, mut m, res) in candidates(before, op, fired) {
@@ -233,7 +270,9 @@ impl Harness {
                     self.model = m;
                     return Ok(());
                 }
-                Err(e) => why.push(format!("{label}: answers {res:?}, but the server differs:\n    {e}")),
+                Err(e) => why.push(format!(
+                    "{label}: answers {res:?}, but the server differs:\n    {e}"
+                )),
             }
         }
         Err(format!(
@@ -272,9 +311,10 @@ impl Harness {
         let mut tree = Tree::new();
         let mut dirs = vec![(ROOT, String::new())];
         while let Some((ino, prefix)) = dirs.pop() {
-            let entries = self.list(ino, page, plus).await.map_err(|e| {
-                Stop::Fail(format!("listing {prefix:?}: {e:?}"))
-            })?;
+            let entries = self
+                .list(ino, page, plus)
+                .await
+                .map_err(|e| Stop::Fail(format!("listing {prefix:?}: {e:?}")))?;
             let mut seen = BTreeSet::new();
             for (name, k, listed_ino) in entries {
                 let path = format!("{prefix}{name}");
@@ -295,9 +335,10 @@ impl Harness {
                     dirs.push((attr.ino, format!("{path}/")));
                     continue;
                 }
-                let data = self.read_all(attr.ino, false).await.map_err(|e| {
-                    Stop::Fail(format!("reading {path:?}: {e:?}"))
-                })?;
+                let data = self
+                    .read_all(attr.ino, false)
+                    .await
+                    .map_err(|e| Stop::Fail(format!("reading {path:?}: {e:?}")))?;
                 if attr.size != data.len() as u64 {
                     return Err(Stop::Fail(format!(
                         "{path:?} has size {} but reads {} bytes",

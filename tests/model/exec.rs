@@ -15,7 +15,9 @@ fn errno(e: i32) -> Stop {
 impl Harness {
     pub async fn exec(&mut self, op: &Op) -> H<Res> {
         match op {
-            Op::WriteFile { path, len, seed } => self.write_file(path.p(), &png_bytes(*len, *seed)).await,
+            Op::WriteFile { path, len, seed } => {
+                self.write_file(path.p(), &png_bytes(*len, *seed)).await
+            }
             Op::Create { path, excl } => self.create(path.p(), *excl).await,
             Op::OpenWrite { path, trunc } => self.open_write(path.p(), *trunc).await,
             Op::Write { h, off, len, seed } => {
@@ -64,7 +66,11 @@ impl Harness {
                 t("setattr", self.fs().setattr(attr.ino, change)).await??;
                 Ok(Res::Ok)
             }
-            Op::Rename { from, to, noreplace } => self.rename(from.p(), to.p(), *noreplace).await,
+            Op::Rename {
+                from,
+                to,
+                noreplace,
+            } => self.rename(from.p(), to.p(), *noreplace).await,
             Op::Mkdir { path } => {
                 let path = path.p();
                 let (dir, leaf) = self.resolve(path).await?;
@@ -140,7 +146,8 @@ impl Harness {
             Some(a) if a.kind == FileKind::Dir => return Err(errno(libc::EISDIR)),
             Some(a) => self.open(a.ino, true, true).await?,
             None => {
-                let (attr, opened) = t("create", self.fs().create(dir, path.leaf(), false)).await??;
+                let (attr, opened) =
+                    t("create", self.fs().create(dir, path.leaf(), false)).await??;
                 self.count(attr.ino);
                 opened.fh
             }
@@ -224,7 +231,9 @@ impl Harness {
         let Some(target) = self.model.race_target(pick) else {
             return Err(Stop::Skip);
         };
-        let parent = target.parent.map(|k| self.model.objs[k].id.clone().expect("known"));
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
         let (reached, release) = self.backend.pause_upload(&target.name, parent);
         let fs = self.fs().clone();
         let mut task = match target.handle {
@@ -254,7 +263,9 @@ impl Harness {
         if !task.is_finished() {
             match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
                 Err(_) => return fail("the upload raced by an unlink hung"),
-                Ok(joined) => joined.map_err(|e| Stop::Fail(format!("upload task: {e}")))?.ok(),
+                Ok(joined) => joined
+                    .map_err(|e| Stop::Fail(format!("upload task: {e}")))?
+                    .ok(),
             };
         }
         unlinked

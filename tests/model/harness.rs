@@ -12,7 +12,7 @@ use mediafs::api::{DeleteStatus, MediaClient};
 use mediafs::fs::{Attr, Clock, Errno, FileKind, FsConfig, MediaFs, OpenMode, ROOT};
 
 use crate::backend::FaultyBackend;
-use crate::common::{start_emulator, quiet, TestEmulator, LOCATION};
+use crate::common::{quiet, start_emulator, TestEmulator, LOCATION};
 use crate::knobs::Knobs;
 use crate::ops::P;
 use crate::reference::Model;
@@ -26,8 +26,7 @@ const HANG: Duration = Duration::from_secs(5);
 
 pub type Core = MediaFs<FaultyBackend>;
 
-type Pending<'a> =
-    std::pin::Pin<Box<dyn Future<Output = mediafs::api::ApiResult<()>> + Send + 'a>>;
+type Pending<'a> = std::pin::Pin<Box<dyn Future<Output = mediafs::api::ApiResult<()>> + Send + 'a>>;
 
 /// Why an operation stopped: an errno it answers, nothing to do, or a failure of the test.
 #[derive(Debug)]
@@ -215,7 +214,11 @@ impl Harness {
     pub async fn read_all(&mut self, ino: u64, prefetch: bool) -> H<Vec<u8>> {
         let fh = self.open(ino, false, false).await?;
         if prefetch {
-            t("prefetch_small_siblings", self.fs().prefetch_small_siblings(ino)).await?;
+            t(
+                "prefetch_small_siblings",
+                self.fs().prefetch_small_siblings(ino),
+            )
+            .await?;
         }
         let mut out = Vec::new();
         let result = loop {
@@ -237,7 +240,12 @@ impl Harness {
     /// A directory's entries: READDIRPLUS in pages of `page` entries (each
     /// entry taken counts a lookup; the one that does not fit is refused),
     /// or plain readdir.
-    pub async fn list(&mut self, ino: u64, page: usize, plus: bool) -> H<Vec<(String, FileKind, u64)>> {
+    pub async fn list(
+        &mut self,
+        ino: u64,
+        page: usize,
+        plus: bool,
+    ) -> H<Vec<(String, FileKind, u64)>> {
         let opened = t("opendir", self.fs().opendir(ino)).await??;
         t("prefetch_subfolders", self.fs().prefetch_subfolders(ino)).await?;
         let mut out = Vec::new();
@@ -282,15 +290,26 @@ impl Harness {
         let m = &self.model;
         let id_of = |k: usize| m.objs[k].id.clone().expect("known objects have ids");
         let outcome = match r {
-            Remote::Upload { dir, name, len, seed } => {
+            Remote::Upload {
+                dir,
+                name,
+                len,
+                seed,
+            } => {
                 let folders = m.remote_folders();
                 let parent = folders[dir % folders.len()].map(id_of);
                 self.remote_files += 1;
-                let path = self.dir.path().join(format!("remote-{}", self.remote_files));
+                let path = self
+                    .dir
+                    .path()
+                    .join(format!("remote-{}", self.remote_files));
                 std::fs::write(&path, crate::common::png_bytes(*len, *seed)).unwrap();
                 let other = &self.other;
                 Box::pin(async move {
-                    other.upload_file(&path, name, parent.as_deref()).await.map(drop)
+                    other
+                        .upload_file(&path, name, parent.as_deref())
+                        .await
+                        .map(drop)
                 }) as Pending<'_>
             }
             Remote::Rename { pick, name } => {
@@ -312,7 +331,8 @@ impl Harness {
                     as Pending<'_>
             }
         };
-        t("the other client", outcome).await?
+        t("the other client", outcome)
+            .await?
             .map_err(|e| Stop::Fail(format!("the other client failed: {e}")))?;
         Ok(Res::Ok)
     }

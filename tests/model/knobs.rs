@@ -27,13 +27,14 @@
 //!   `truncopen` (write-back truncate(2) of files open for writing; off: never).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
-//! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000).
+//! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000),
+//!   `MEDIAFS_MODEL_SHRINK_SECONDS=S` for at most S seconds (default 60).
 
 use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Cases CI runs by default (each a fresh emulator and a few dozen ops).
-pub const DEFAULT_CASES: u32 = 24;
+pub const DEFAULT_CASES: u32 = 256;
 const DEFAULT_SEED: u64 = 0x6d65_6469_6166_7301;
 
 #[derive(Debug, Clone)]
@@ -46,6 +47,7 @@ pub struct Knobs {
     pub max_ops: usize,
     pub verbose: bool,
     pub shrink_iters: u32,
+    pub shrink_secs: u32,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -81,6 +83,9 @@ impl Knobs {
             verbose: var("MEDIAFS_MODEL_VERBOSE").is_some(),
             shrink_iters: var("MEDIAFS_MODEL_SHRINK").map_or(1000, |v| {
                 v.parse().expect("MEDIAFS_MODEL_SHRINK is a number")
+            }),
+            shrink_secs: var("MEDIAFS_MODEL_SHRINK_SECONDS").map_or(60, |v| {
+                v.parse().expect("MEDIAFS_MODEL_SHRINK_SECONDS is a number")
             }),
         }
     }

@@ -40,7 +40,8 @@ impl Model {
         }
         match dir {
             Dir::Srv(folder) if !junk(path.leaf()) => {
-                self.s_mkdir(cx, path.leaf(), folder).map_err(|()| err(libc::EIO))?;
+                self.s_mkdir(cx, path.leaf(), folder)
+                    .map_err(|()| err(libc::EIO))?;
             }
             _ => self.add_local_dir(dir, path.leaf()),
         }
@@ -67,7 +68,11 @@ impl Model {
             Dir::Srv(folder) => self.objs.iter().any(|o| o.active && o.parent == folder),
             Dir::Loc(_) => false,
         };
-        on_server || self.locals.values().any(|l| l.parent == d && !junk(&l.name))
+        on_server
+            || self
+                .locals
+                .values()
+                .any(|l| l.parent == d && !junk(&l.name))
     }
 
     pub fn rmdir(&mut self, cx: &mut Ctx, path: &P) -> R<Res> {
@@ -169,7 +174,9 @@ impl Model {
         match src {
             Place::Loc(l) => self.move_local(l, tdir, to.leaf()),
             Place::Obj(_) if sdir != tdir => return Err(err(libc::EXDEV)),
-            Place::Obj(k) => self.s_rename(cx, k, to.leaf()).map_err(|()| err(libc::EIO))?,
+            Place::Obj(k) => self
+                .s_rename(cx, k, to.leaf())
+                .map_err(|()| err(libc::EIO))?,
         }
         if let Some(t) = tgt {
             // If this fails, both stay: nothing is lost.
@@ -268,7 +275,12 @@ impl Model {
 
     pub fn remote(&mut self, r: &Remote) -> Res {
         match r {
-            Remote::Upload { dir, name, len, seed } => {
+            Remote::Upload {
+                dir,
+                name,
+                len,
+                seed,
+            } => {
                 let folders = self.remote_folders();
                 let parent = folders[dir % folders.len()];
                 let bytes = Arc::new(png_bytes(*len, *seed));

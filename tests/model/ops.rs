@@ -84,43 +84,93 @@ pub enum Remote {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Op {
     /// create or O_TRUNC open, one write, close (flush + release).
-    WriteFile { path: Path, len: usize, seed: u8 },
+    WriteFile {
+        path: Path,
+        len: usize,
+        seed: u8,
+    },
     /// `create` with or without O_EXCL: a handle stays open.
-    Create { path: Path, excl: bool },
+    Create {
+        path: Path,
+        excl: bool,
+    },
     /// An existing file opened for writing: a handle stays open.
-    OpenWrite { path: Path, trunc: bool },
-    Write { h: usize, off: u64, len: usize, seed: u8 },
-    Flush { h: usize },
-    Fsync { h: usize },
+    OpenWrite {
+        path: Path,
+        trunc: bool,
+    },
+    Write {
+        h: usize,
+        off: u64,
+        len: usize,
+        seed: u8,
+    },
+    Flush {
+        h: usize,
+    },
+    Fsync {
+        h: usize,
+    },
     /// flush, then release.
-    Close { h: usize },
+    Close {
+        h: usize,
+    },
     /// open for reading, read it all, release.
-    Read { path: Path },
+    Read {
+        path: Path,
+    },
     /// truncate(2): setattr of the size, no handle.
-    Truncate { path: Path, len: u64 },
-    Rename { from: Path, to: Path, noreplace: bool },
-    Mkdir { path: Path },
-    Rmdir { path: Path },
-    Unlink { path: Path },
+    Truncate {
+        path: Path,
+        len: u64,
+    },
+    Rename {
+        from: Path,
+        to: Path,
+        noreplace: bool,
+    },
+    Mkdir {
+        path: Path,
+    },
+    Rmdir {
+        path: Path,
+    },
+    Unlink {
+        path: Path,
+    },
     /// opendir and a listing in pages of `page` entries.
-    Readdir { path: Path, page: usize, plus: bool },
+    Readdir {
+        path: Path,
+        page: usize,
+        plus: bool,
+    },
     /// The kernel drops every lookup of one inode it holds.
-    Forget { pick: usize },
+    Forget {
+        pick: usize,
+    },
     /// `echo 2 > /proc/sys/vm/drop_caches`: every inode without an open handle.
     ForgetAll,
     /// A new core over the same cache dir: after closing everything and
     /// draining (clean), or as the old one was (crash).
-    Remount { crash: bool, wb: bool },
+    Remount {
+        crash: bool,
+        wb: bool,
+    },
     Remote(Remote),
     /// The clock passes the metadata TTL.
     Advance,
     /// The next backend call of this kind fails, before or after its work.
-    Arm { call: Call, after: bool },
+    Arm {
+        call: Call,
+        after: bool,
+    },
     /// `finish_pending`: the write-back uploads queued, one at a time.
     RunPending,
     /// Unlinks a file while its upload is in flight (a close in sync mode,
     /// `finish_pending` in write-back mode).
-    RaceUnlink { pick: usize },
+    RaceUnlink {
+        pick: usize,
+    },
 }
 
 /// One generated case: the write-back mode of the first core, and the ops.
@@ -134,11 +184,24 @@ pub struct Case {
 
 const DIRS: &[&str] = &["d1", "d1", "d1", "d2", "d2", ".Trashes"];
 const FILE_LEAVES: &[&str] = &[
-    "a.png", "a.png", "a.png", "b.png", "b.png", "c.jpg", ".DS_Store",
+    "a.png",
+    "a.png",
+    "a.png",
+    "b.png",
+    "b.png",
+    "c.jpg",
+    ".DS_Store",
 ];
 const DIR_LEAVES: &[&str] = &["d1", "d1", "d2", "d2", ".Trashes", "a.png"];
 const ANY_LEAVES: &[&str] = &[
-    "a.png", "a.png", "b.png", "c.jpg", ".DS_Store", "d1", "d2", ".Trashes",
+    "a.png",
+    "a.png",
+    "b.png",
+    "c.jpg",
+    ".DS_Store",
+    "d1",
+    "d2",
+    ".Trashes",
 ];
 pub const REMOTE_NAMES: &[&str] = &["a.png", "a.png", "b.png", "c.jpg", "d1", "d2"];
 
@@ -239,7 +302,7 @@ fn around(k: &Knobs) -> impl Strategy<Value = Op> {
         k.w("remount", 3) => (crash, wb).prop_map(|(crash, wb)| Op::Remount { crash, wb }),
         k.w("remote", 6) => remote().prop_map(Op::Remote),
         k.w("advance", 3) => Just(Op::Advance),
-        k.w("faults", 4) => (call(), any::<bool>()).prop_map(|(call, after)| Op::Arm { call, after }),
+        k.w("faults", 6) => (call(), any::<bool>()).prop_map(|(call, after)| Op::Arm { call, after }),
         k.w("pending", 4) => Just(Op::RunPending),
         k.w("race", 2) => (0..8usize).prop_map(|pick| Op::RaceUnlink { pick }),
     ]

@@ -32,7 +32,9 @@ impl Model {
         } else {
             for (h, fid) in self.handles.iter().enumerate() {
                 let f = &self.files[fid];
-                let Some(p) = f.place.filter(|_| f.dirty) else { continue };
+                let Some(p) = f.place.filter(|_| f.dirty) else {
+                    continue;
+                };
                 let target = self.upload_target(p, &self.fid_content(*fid));
                 all.extend(target.map(|t| (p, t, Some(h))));
             }
@@ -42,7 +44,9 @@ impl Model {
         }
         let (place, (name, parent), handle) = all[pick % all.len()].clone();
         // The pause holds the first upload of this name and folder: it must be this one.
-        let first = all.iter().position(|(_, t, _)| *t == (name.clone(), parent));
+        let first = all
+            .iter()
+            .position(|(_, t, _)| *t == (name.clone(), parent));
         if first != Some(pick % all.len()) {
             return None;
         }

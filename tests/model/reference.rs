@@ -347,16 +347,37 @@ impl Model {
         let file = |p| self.concrete_path(p, Some(Kind::File));
         let dir = |p| self.concrete_path(p, Some(Kind::Dir));
         match op.clone() {
-            Op::WriteFile { path, len, seed } => Op::WriteFile { path: file(&path), len, seed },
-            Op::Create { path, excl } => Op::Create { path: file(&path), excl },
-            Op::OpenWrite { path, trunc } => Op::OpenWrite { path: file(&path), trunc },
+            Op::WriteFile { path, len, seed } => Op::WriteFile {
+                path: file(&path),
+                len,
+                seed,
+            },
+            Op::Create { path, excl } => Op::Create {
+                path: file(&path),
+                excl,
+            },
+            Op::OpenWrite { path, trunc } => Op::OpenWrite {
+                path: file(&path),
+                trunc,
+            },
             Op::Read { path } => Op::Read { path: file(&path) },
-            Op::Truncate { path, len } => Op::Truncate { path: file(&path), len },
+            Op::Truncate { path, len } => Op::Truncate {
+                path: file(&path),
+                len,
+            },
             Op::Unlink { path } => Op::Unlink { path: file(&path) },
             Op::Mkdir { path } => Op::Mkdir { path: dir(&path) },
             Op::Rmdir { path } => Op::Rmdir { path: dir(&path) },
-            Op::Readdir { path, page, plus } => Op::Readdir { path: dir(&path), page, plus },
-            Op::Rename { from, to, noreplace } => Op::Rename {
+            Op::Readdir { path, page, plus } => Op::Readdir {
+                path: dir(&path),
+                page,
+                plus,
+            },
+            Op::Rename {
+                from,
+                to,
+                noreplace,
+            } => Op::Rename {
                 from: self.concrete_path(&from, None),
                 to: self.concrete_path(&to, None),
                 noreplace,

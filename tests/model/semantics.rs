@@ -106,8 +106,7 @@ impl Ctx {
 /// signature, as `infer` checks it) or by its name's extension.
 pub fn tellable(name: &str, bytes: &[u8]) -> bool {
     let lower = name.to_ascii_lowercase();
-    bytes.starts_with(b"\x89PNG")
-        || [".png", ".jpg", ".jpeg"].iter().any(|e| lower.ends_with(e))
+    bytes.starts_with(b"\x89PNG") || [".png", ".jpg", ".jpeg"].iter().any(|e| lower.ends_with(e))
 }
 
 type R<T> = Result<T, Res>;
@@ -119,7 +118,9 @@ fn err(e: i32) -> Res {
 impl Model {
     pub fn apply(&mut self, op: &Op, cx: &mut Ctx) -> Res {
         let out = match op {
-            Op::WriteFile { path, len, seed } => self.write_file(cx, path.p(), &png_bytes(*len, *seed)),
+            Op::WriteFile { path, len, seed } => {
+                self.write_file(cx, path.p(), &png_bytes(*len, *seed))
+            }
             Op::Create { path, excl } => self.create(path.p(), *excl),
             Op::OpenWrite { path, trunc } => self.open_write(path.p(), *trunc),
             Op::Write { h, off, len, seed } => self
@@ -127,12 +128,14 @@ impl Model {
                 .map(|fid| self.write(fid, *off, &png_bytes(*len, *seed))),
             Op::Flush { h } => self.handle(*h).map(|fid| self.commit(cx, fid)),
             Op::Fsync { h } => self.handle(*h).map(|fid| self.fsync(cx, fid)),
-            Op::Close { h } => self
-                .handle_index(*h)
-                .map(|i| self.close_handle(cx, i)),
+            Op::Close { h } => self.handle_index(*h).map(|i| self.close_handle(cx, i)),
             Op::Read { path } => self.read(path.p()),
             Op::Truncate { path, len } => self.truncate(cx, path.p(), *len as usize),
-            Op::Rename { from, to, noreplace } => self.rename(cx, from.p(), to.p(), *noreplace),
+            Op::Rename {
+                from,
+                to,
+                noreplace,
+            } => self.rename(cx, from.p(), to.p(), *noreplace),
             Op::Mkdir { path } => self.mkdir(cx, path.p()),
             Op::Rmdir { path } => self.rmdir(cx, path.p()),
             Op::Unlink { path } => self.unlink(cx, path.p()),
@@ -151,7 +154,13 @@ impl Model {
 
     // ---- server calls ----
 
-    fn push_obj(&mut self, name: &str, parent: Option<Key>, kind: Kind, bytes: Option<Arc<Vec<u8>>>) -> Key {
+    fn push_obj(
+        &mut self,
+        name: &str,
+        parent: Option<Key>,
+        kind: Kind,
+        bytes: Option<Arc<Vec<u8>>>,
+    ) -> Key {
         self.objs.push(SObj {
             id: None,
             created: None,
@@ -165,8 +174,19 @@ impl Model {
     }
 
     /// A server call that makes an object: made unless it fails before.
-    fn s_make(&mut self, cx: &mut Ctx, call: Call, name: &str, parent: Option<Key>, bytes: Option<Arc<Vec<u8>>>) -> Result<Key, ()> {
-        let kind = if bytes.is_some() { Kind::File } else { Kind::Dir };
+    fn s_make(
+        &mut self,
+        cx: &mut Ctx,
+        call: Call,
+        name: &str,
+        parent: Option<Key>,
+        bytes: Option<Arc<Vec<u8>>>,
+    ) -> Result<Key, ()> {
+        let kind = if bytes.is_some() {
+            Kind::File
+        } else {
+            Kind::Dir
+        };
         match cx.step(call) {
             Step::Ok => Ok(self.push_obj(name, parent, kind, bytes)),
             Step::Before => Err(()),
@@ -179,15 +199,27 @@ impl Model {
 
     /// An upload, after the checks the client makes: EINVAL for a type it
     /// cannot tell (the call is made, and refused), EIO when it fails.
-    pub fn s_upload(&mut self, cx: &mut Ctx, name: &str, parent: Option<Key>, bytes: &[u8]) -> Result<Key, i32> {
+    pub fn s_upload(
+        &mut self,
+        cx: &mut Ctx,
+        name: &str,
+        parent: Option<Key>,
+        bytes: &[u8],
+    ) -> Result<Key, i32> {
         if !tellable(name, bytes) {
             return Err(match cx.step(Call::Upload) {
                 Step::Ok => libc::EINVAL,
                 _ => libc::EIO,
             });
         }
-        self.s_make(cx, Call::Upload, name, parent, Some(Arc::new(bytes.to_vec())))
-            .map_err(|()| libc::EIO)
+        self.s_make(
+            cx,
+            Call::Upload,
+            name,
+            parent,
+            Some(Arc::new(bytes.to_vec())),
+        )
+        .map_err(|()| libc::EIO)
     }
 
     pub fn s_mkdir(&mut self, cx: &mut Ctx, name: &str, parent: Option<Key>) -> Result<Key, ()> {

@@ -205,7 +205,15 @@ impl Model {
             }
             Err(e) => {
                 match p {
-                    Place::Loc(l) => self.locals.get_mut(&l).unwrap().pend.as_mut().unwrap().failed = true,
+                    Place::Loc(l) => {
+                        self.locals
+                            .get_mut(&l)
+                            .unwrap()
+                            .pend
+                            .as_mut()
+                            .unwrap()
+                            .failed = true
+                    }
                     Place::Obj(k) => self.pend_over.get_mut(&k).unwrap().failed = true,
                 }
                 Err(e)

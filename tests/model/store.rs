@@ -80,7 +80,9 @@ impl Store {
             .await
             .map_err(|e| format!("reading the store: {e}"))?;
         for o in &got.objects {
-            if let (Kind::File, Some(url), false) = (o.kind(), &o.url, self.bytes.contains_key(&o.id)) {
+            if let (Kind::File, Some(url), false) =
+                (o.kind(), &o.url, self.bytes.contains_key(&o.id))
+            {
                 let body = self
                     .http
                     .get(url)
@@ -102,14 +104,20 @@ fn describe(o: &StoreObj, bytes: &HashMap<String, Arc<Vec<u8>>>) -> String {
     let content = bytes.get(&o.id).map(|b| bytes_brief(b)).unwrap_or_default();
     format!(
         "{} {:?} {} in {} ({}) {content}",
-        o.kind, o.name, o.id, o.parent.as_deref().unwrap_or("root"), o.status
+        o.kind,
+        o.name,
+        o.id,
+        o.parent.as_deref().unwrap_or("root"),
+        o.status
     )
 }
 
 impl Model {
     fn describe_obj(&self, k: Key) -> String {
         let o = &self.objs[k];
-        let parent = o.parent.map_or("root".to_owned(), |p| format!("{:?}", self.objs[p].name));
+        let parent = o
+            .parent
+            .map_or("root".to_owned(), |p| format!("{:?}", self.objs[p].name));
         let content = o.bytes.as_ref().map(|b| bytes_brief(b)).unwrap_or_default();
         let status = if o.active { "active" } else { "trashed" };
         format!("{:?} {:?} in {parent} ({status}) {content}", o.kind, o.name)
@@ -138,11 +146,17 @@ impl Model {
 
     /// Checks the store against the model; new objects get their ids and
     /// creation times from it. Every difference is an error.
-    pub fn reconcile(&mut self, store: &[StoreObj], bytes: &HashMap<String, Arc<Vec<u8>>>) -> Result<(), String> {
+    pub fn reconcile(
+        &mut self,
+        store: &[StoreObj],
+        bytes: &HashMap<String, Arc<Vec<u8>>>,
+    ) -> Result<(), String> {
         let by_id: BTreeMap<&str, &StoreObj> = store.iter().map(|o| (o.id.as_str(), o)).collect();
         let mut problems = Vec::new();
         for k in 0..self.objs.len() {
-            let Some(id) = self.objs[k].id.clone() else { continue };
+            let Some(id) = self.objs[k].id.clone() else {
+                continue;
+            };
             match by_id.get(id.as_str()) {
                 Some(s) if self.matches(k, s, bytes) => {}
                 Some(s) => problems.push(format!(
@@ -154,7 +168,10 @@ impl Model {
             }
         }
         let known: Vec<&str> = self.objs.iter().filter_map(|o| o.id.as_deref()).collect();
-        let mut unknown: Vec<&StoreObj> = store.iter().filter(|o| !known.contains(&o.id.as_str())).collect();
+        let mut unknown: Vec<&StoreObj> = store
+            .iter()
+            .filter(|o| !known.contains(&o.id.as_str()))
+            .collect();
         for k in 0..self.objs.len() {
             if self.objs[k].id.is_some() {
                 continue;
