@@ -39,6 +39,7 @@ mod storage;
 #[path = "model/store.rs"]
 mod store;
 
+use std::io::Write;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -146,7 +147,9 @@ fn the_core_matches_the_model() {
             break;
         }
     }
-    eprintln!(
+    // Straight to stderr: the test harness captures eprintln!, and CI should see this.
+    let _ = writeln!(
+        std::io::stderr(),
         "model: {} cases ran ({} rounds of {}, seed {}) in {:.1?}",
         ran.load(Ordering::Relaxed),
         round,

@@ -25,6 +25,7 @@
 //!   `emptypending` (O_TRUNC and truncate to 0 of pending files; off: never),
 //!   `unlinkopen` (unlinks of pending files open for writing; off: never),
 //!   `truncopen` (write-back truncate(2) of files open for writing; off: never).
+//!   `known` stands for every knob in [`KNOWN`]: what passes on today's core.
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
 //! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000),
@@ -32,6 +33,26 @@
 
 use std::collections::BTreeSet;
 use std::time::Duration;
+
+/// What `MEDIAFS_MODEL_OFF=known` switches off: each knob steers clear of
+/// one discrepancy the model finds in today's core, so that the rest can be
+/// checked while those are being fixed.
+pub const KNOWN: &[&str] = &[
+    "evict",        // a node interned is pruned at once: ENOENT
+    "paging",       // READDIRPLUS skips an entry whose undone lookup drops its node
+    "forgetdir",    // local entries vanish with their parent dir's inode
+    "forgetwb",     // a forget drops a spooled upload
+    "replay",       // own changes replayed 30 s hide remote renames and trashes
+    "crash",        // spool entries left by a crash are invisible and not uploaded
+    "leftover",     // same for uploads that failed in an earlier mount
+    "race",         // unlink during an upload resurrects the file
+    "inline",       // fsync and renames of pending files hang without the worker
+    "trunclocal",   // truncate of a local file, then any release, drops it
+    "junkobj",      // rewrites of a server object with a junk name are dropped
+    "emptypending", // emptying a pending file answers Ok and uploads the old bytes
+    "unlinkopen",   // writes to an open unlinked pending file fail with ENOENT
+    "truncopen",    // write-back truncate with a handle open stores at once
+];
 
 /// Cases CI runs by default (each a fresh emulator and a few dozen ops).
 pub const DEFAULT_CASES: u32 = 256;
@@ -75,8 +96,13 @@ impl Knobs {
             off: var("MEDIAFS_MODEL_OFF")
                 .unwrap_or_default()
                 .split(',')
-                .map(|s| s.trim().to_owned())
+                .map(str::trim)
+                .flat_map(|s| match s {
+                    "known" => KNOWN.to_vec(),
+                    s => vec![s],
+                })
                 .filter(|s| !s.is_empty())
+                .map(str::to_owned)
                 .collect(),
             min_ops,
             max_ops: max_ops.max(min_ops),
