@@ -1,0 +1,273 @@
+//! Each operation on the core, the way a program and the kernel would do it.
+
+use mediafs::fs::{FileKind, RenameFlags, SetAttr};
+
+use crate::common::png_bytes;
+use crate::harness::{fail, t, Harness, Stop, ADVANCE, H};
+use crate::namespace::is_prefix;
+use crate::ops::{Op, P};
+use crate::semantics::Res;
+
+fn errno(e: i32) -> Stop {
+    Stop::Errno(e)
+}
+
+impl Harness {
+    pub async fn exec(&mut self, op: &Op) -> H<Res> {
+        match op {
+            Op::WriteFile { path, len, seed } => {
+                self.write_file(path.p(), &png_bytes(*len, *seed)).await
+            }
+            Op::Create { path, excl } => self.create(path.p(), *excl).await,
+            Op::OpenWrite { path, trunc } => self.open_write(path.p(), *trunc).await,
+            Op::Write { h, off, len, seed } => {
+                let (_, fh) = self.handle(*h)?;
+                let data = png_bytes(*len, *seed);
+                let n = t("write", self.fs().write(fh, *off, &data)).await??;
+                if n as usize != data.len() {
+                    return fail(format!("write took {n} of {} bytes", data.len()));
+                }
+                Ok(Res::Ok)
+            }
+            Op::Flush { h } => {
+                let (_, fh) = self.handle(*h)?;
+                t("flush", self.fs().flush(fh)).await??;
+                Ok(Res::Ok)
+            }
+            Op::Fsync { h } => {
+                let (_, fh) = self.handle(*h)?;
+                t("fsync", self.fs().fsync(fh)).await??;
+                Ok(Res::Ok)
+            }
+            Op::Close { h } => {
+                let (i, fh) = self.handle(*h)?;
+                self.handles.remove(i);
+                let flushed = t("flush", self.fs().flush(fh)).await?;
+                self.fs().release(fh);
+                flushed?;
+                Ok(Res::Ok)
+            }
+            _ => self.exec_names(op).await,
+        }
+    }
+
+    async fn exec_names(&mut self, op: &Op) -> H<Res> {
+        match op {
+            Op::Read { path } => {
+                let attr = self.file_at(path.p()).await?;
+                Ok(Res::Data(self.read_all(attr.ino, true).await?))
+            }
+            Op::Truncate { path, len } => {
+                let attr = self.file_at(path.p()).await?;
+                let change = SetAttr {
+                    size: Some(*len),
+                    ..SetAttr::default()
+                };
+                t("setattr", self.fs().setattr(attr.ino, change)).await??;
+                Ok(Res::Ok)
+            }
+            Op::Rename {
+                from,
+                to,
+                noreplace,
+            } => self.rename(from.p(), to.p(), *noreplace).await,
+            Op::Mkdir { path } => {
+                let path = path.p();
+                let (dir, leaf) = self.resolve(path).await?;
+                if leaf.is_some() {
+                    return Err(errno(libc::EEXIST));
+                }
+                let attr = t("mkdir", self.fs().mkdir(dir, path.leaf())).await??;
+                self.count(attr.ino);
+                self.dirs.insert(attr.ino);
+                Ok(Res::Ok)
+            }
+            Op::Rmdir { path } => {
+                let path = path.p();
+                let (dir, leaf) = self.resolve(path).await?;
+                let attr = leaf.ok_or(errno(libc::ENOENT))?;
+                if attr.kind != FileKind::Dir {
+                    return Err(errno(libc::ENOTDIR));
+                }
+                t("rmdir", self.fs().rmdir(dir, path.leaf())).await??;
+                Ok(Res::Ok)
+            }
+            Op::Unlink { path } => self.unlink(path.p()).await,
+            Op::Readdir { path, page, plus } => {
+                let ino = self.resolve_dir(&path.p().0).await?;
+                let listed = self.list(ino, *page, *plus).await?;
+                let mut names: Vec<_> = listed
+                    .into_iter()
+                    .map(|(n, k, _)| (n, crate::check::kind(k)))
+                    .collect();
+                names.sort();
+                Ok(Res::Names(names))
+            }
+            _ => self.exec_around(op).await,
+        }
+    }
+
+    async fn exec_around(&mut self, op: &Op) -> H<Res> {
+        match op {
+            Op::Forget { pick } => Ok(self.forget(*pick)),
+            Op::ForgetAll => Ok(self.forget_all()),
+            Op::Remount { crash, wb } => self.remount(*crash, *wb).await,
+            Op::Remote(r) => self.remote(r).await,
+            Op::Advance => {
+                self.clock.advance(ADVANCE);
+                Ok(Res::Ok)
+            }
+            Op::Arm { call, after } => {
+                self.backend.arm(*call, *after);
+                Ok(Res::Ok)
+            }
+            Op::RunPending => {
+                t("finish_pending", self.fs().finish_pending()).await?;
+                Ok(Res::Ok)
+            }
+            Op::RaceUnlink { pick } => self.race(*pick).await,
+            _ => unreachable!("every op is handled"),
+        }
+    }
+
+    /// The file at a path: ENOENT, EISDIR.
+    async fn file_at(&mut self, path: &P) -> H<mediafs::fs::Attr> {
+        let (_, leaf) = self.resolve(path).await?;
+        let attr = leaf.ok_or(errno(libc::ENOENT))?;
+        if attr.kind == FileKind::Dir {
+            return Err(errno(libc::EISDIR));
+        }
+        Ok(attr)
+    }
+
+    async fn write_file(&mut self, path: &P, data: &[u8]) -> H<Res> {
+        let (dir, leaf) = self.resolve(path).await?;
+        let fh = match leaf {
+            Some(a) if a.kind == FileKind::Dir => return Err(errno(libc::EISDIR)),
+            Some(a) => self.open(a.ino, true, true).await?,
+            None => {
+                let (attr, opened) =
+                    t("create", self.fs().create(dir, path.leaf(), false)).await??;
+                self.count(attr.ino);
+                opened.fh
+            }
+        };
+        let written = t("write", self.fs().write(fh, 0, data)).await?;
+        let flushed = t("flush", self.fs().flush(fh)).await?;
+        self.fs().release(fh);
+        written?;
+        flushed?;
+        Ok(Res::Ok)
+    }
+
+    async fn create(&mut self, path: &P, excl: bool) -> H<Res> {
+        if self.handles.len() >= 3 {
+            return Err(Stop::Skip);
+        }
+        let dir = self.resolve_dir(path.parent()).await?;
+        let (attr, opened) = t("create", self.fs().create(dir, path.leaf(), excl)).await??;
+        self.count(attr.ino);
+        self.handles.push((opened.fh, attr.ino));
+        Ok(Res::Ok)
+    }
+
+    async fn open_write(&mut self, path: &P, trunc: bool) -> H<Res> {
+        if self.handles.len() >= 3 {
+            return Err(Stop::Skip);
+        }
+        let attr = self.file_at(path).await?;
+        let fh = self.open(attr.ino, true, trunc).await?;
+        self.handles.push((fh, attr.ino));
+        Ok(Res::Ok)
+    }
+
+    pub async fn unlink(&mut self, path: &P) -> H<Res> {
+        let (dir, leaf) = self.resolve(path).await?;
+        let attr = leaf.ok_or(errno(libc::ENOENT))?;
+        if attr.kind == FileKind::Dir {
+            return Err(errno(libc::EISDIR));
+        }
+        t("unlink", self.fs().unlink(dir, path.leaf())).await??;
+        Ok(Res::Ok)
+    }
+
+    /// The kernel's checks (do_renameat2, vfs_rename), then the core's rename.
+    async fn rename(&mut self, from: &P, to: &P, noreplace: bool) -> H<Res> {
+        let sdir = self.resolve_dir(from.parent()).await?;
+        let tdir = self.resolve_dir(to.parent()).await?;
+        let src = self.lookup(sdir, from.leaf()).await?;
+        let tgt = self.lookup_opt(tdir, to.leaf()).await?;
+        if noreplace && tgt.is_some() {
+            return Err(errno(libc::EEXIST));
+        }
+        if from.0.len() < to.0.len() && is_prefix(from, to.parent()) {
+            return Err(errno(libc::EINVAL));
+        }
+        if let Some(tgt) = tgt {
+            if to.0.len() < from.0.len() && is_prefix(to, from.parent()) {
+                return Err(errno(libc::ENOTEMPTY));
+            }
+            if tgt.ino == src.ino {
+                return Ok(Res::Ok);
+            }
+            match (src.kind, tgt.kind) {
+                (FileKind::Dir, FileKind::File) => return Err(errno(libc::ENOTDIR)),
+                (FileKind::File, FileKind::Dir) => return Err(errno(libc::EISDIR)),
+                _ => {}
+            }
+        }
+        let flags = RenameFlags {
+            no_replace: noreplace,
+            exchange: false,
+        };
+        let renamed = self.fs().rename(sdir, from.leaf(), tdir, to.leaf(), flags);
+        t("rename", renamed).await??;
+        Ok(Res::Ok)
+    }
+
+    /// Unlinks a file while its upload is held in flight.
+    async fn race(&mut self, pick: usize) -> H<Res> {
+        self.backend.disarm_all();
+        let Some(target) = self.model.race_target(pick) else {
+            return Err(Stop::Skip);
+        };
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
+        let (reached, release) = self.backend.pause_upload(&target.name, parent);
+        let fs = self.fs().clone();
+        let mut task = match target.handle {
+            Some(h) => {
+                let (fh, _) = self.handles.remove(h);
+                tokio::spawn(async move {
+                    let flushed = fs.flush(fh).await;
+                    fs.release(fh);
+                    flushed.map(drop)
+                })
+            }
+            None => tokio::spawn(async move {
+                fs.finish_pending().await;
+                Ok(())
+            }),
+        };
+        let waited = tokio::select! {
+            r = reached => r.is_ok(),
+            _ = &mut task => false,
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => false,
+        };
+        if !waited {
+            self.backend.clear_pause();
+        }
+        let unlinked = self.unlink(&P(target.path.clone())).await;
+        drop(release);
+        if !task.is_finished() {
+            match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
+                Err(_) => return fail("the upload raced by an unlink hung"),
+                Ok(joined) => joined
+                    .map_err(|e| Stop::Fail(format!("upload task: {e}")))?
+                    .ok(),
+            };
+        }
+        unlinked
+    }
+}

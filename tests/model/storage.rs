@@ -1,0 +1,323 @@
+//! How the model stores what is written: at close (sync mode) or into the
+//! pending set (write-back), rewrites as a new object then the old one
+//! trashed, pending uploads, truncate without a handle.
+
+use std::sync::Arc;
+
+use crate::ops::P;
+use crate::reference::*;
+use crate::semantics::{tellable, Ctx, Res};
+
+type R<T> = Result<T, Res>;
+
+fn err(e: i32) -> Res {
+    Res::Err(e)
+}
+
+fn res(r: Result<(), i32>) -> Res {
+    r.map_or_else(Res::Err, |()| Res::Ok)
+}
+
+impl Model {
+    fn set_dirty(&mut self, fid: Fid, dirty: bool) {
+        self.files.get_mut(&fid).unwrap().dirty = dirty;
+    }
+
+    fn new_pend(&mut self, bytes: Vec<u8>) -> Pend {
+        Pend {
+            seq: self.bump(),
+            failed: false,
+            bytes: Arc::new(bytes),
+        }
+    }
+
+    /// Stores what a file holds if the server does not have it: `close`,
+    /// `flush`, the first half of `fsync`.
+    pub fn commit(&mut self, cx: &mut Ctx, fid: Fid) -> Res {
+        let f = &self.files[&fid];
+        if !f.dirty {
+            return Res::Ok;
+        }
+        match f.place {
+            None => {
+                self.set_dirty(fid, false);
+                Res::Ok
+            }
+            Some(Place::Loc(l)) => res(self.commit_local(cx, fid, l)),
+            Some(Place::Obj(k)) => res(self.commit_obj(cx, fid, k)),
+        }
+    }
+
+    fn commit_local(&mut self, cx: &mut Ctx, fid: Fid, l: LKey) -> Result<(), i32> {
+        let local = &self.locals[&l];
+        let (name, bytes) = (local.name.clone(), local.bytes.clone());
+        if bytes.is_empty() && local.pend.is_some() {
+            // Closed once, it will be stored: emptied, as a stored file.
+            return Err(libc::EINVAL);
+        }
+        let folder = match local.parent {
+            Dir::Srv(folder) if !junk(&name) && !bytes.is_empty() => folder,
+            _ => {
+                // Junk, in a local dir, or empty: it stays in this mount.
+                if bytes.is_empty() {
+                    self.locals.get_mut(&l).unwrap().pend = None;
+                }
+                self.set_dirty(fid, false);
+                return Ok(());
+            }
+        };
+        if self.wb {
+            if !tellable(&name, &bytes) {
+                return Err(libc::EINVAL);
+            }
+            let pend = self.new_pend(bytes);
+            self.locals.get_mut(&l).unwrap().pend = Some(pend);
+        } else {
+            let n = self.s_upload(cx, &name, folder, &bytes)?;
+            self.became_object(Place::Loc(l), n);
+        }
+        self.set_dirty(fid, false);
+        Ok(())
+    }
+
+    fn commit_obj(&mut self, cx: &mut Ctx, fid: Fid, k: Key) -> Result<(), i32> {
+        let bytes = self.fid_content(fid);
+        if bytes.is_empty() {
+            return Err(libc::EINVAL); // the library holds no empty files
+        }
+        let name = self.objs[k].name.clone();
+        if self.wb {
+            if !tellable(&name, &bytes) {
+                return Err(libc::EINVAL);
+            }
+            let pend = self.new_pend(bytes);
+            self.pend_over.insert(k, pend);
+            self.files.get_mut(&fid).unwrap().staged = None;
+        } else {
+            let n = self.s_upload(cx, &name, self.objs[k].parent, &bytes)?;
+            self.replaced(cx, k, n);
+        }
+        self.set_dirty(fid, false);
+        Ok(())
+    }
+
+    /// A place's open files now stand for object `n`.
+    fn rebind(&mut self, from: Place, n: Key) {
+        let live = self.content(from);
+        for f in self.files.values_mut() {
+            if f.place == Some(from) {
+                f.place = Some(Place::Obj(n));
+                f.staged = f.dirty.then(|| live.clone());
+            }
+        }
+    }
+
+    /// A local file was uploaded as object `n`.
+    fn became_object(&mut self, from: Place, n: Key) {
+        self.rebind(from, n);
+        if let Place::Loc(l) = from {
+            self.locals.remove(&l);
+        }
+    }
+
+    /// Object `k` was rewritten as `n`: `k` is trashed, or hidden if that fails.
+    fn replaced(&mut self, cx: &mut Ctx, k: Key, n: Key) {
+        self.rebind(Place::Obj(k), n);
+        self.pend_over.remove(&k);
+        if self.s_trash(cx, k).is_err() {
+            self.hidden.insert(k);
+        }
+    }
+
+    /// The last handle of a file goes: what could not be stored is dropped.
+    pub fn release(&mut self, fid: Fid) {
+        let f = self.files.get_mut(&fid).unwrap();
+        f.open -= 1;
+        if f.open > 0 {
+            return;
+        }
+        let f = self.files.remove(&fid).unwrap();
+        if let (true, Some(Place::Loc(l))) = (f.dirty, f.place) {
+            let local = self.locals.get_mut(&l).unwrap();
+            match &local.pend {
+                // A pending file keeps what was closed before.
+                Some(pend) => local.bytes = pend.bytes.to_vec(),
+                // A new file that could not be stored leaves no entry.
+                None => {
+                    self.locals.remove(&l);
+                }
+            }
+        }
+    }
+
+    /// flush, then release.
+    pub fn close(&mut self, cx: &mut Ctx, fid: Fid) -> Res {
+        let out = self.commit(cx, fid);
+        self.release(fid);
+        out
+    }
+
+    /// Closes the open handle at index `i`.
+    pub fn close_handle(&mut self, cx: &mut Ctx, i: usize) -> Res {
+        let fid = self.handles.remove(i);
+        self.close(cx, fid)
+    }
+
+    /// `fsync`: stores the file and waits for its pending upload.
+    pub fn fsync(&mut self, cx: &mut Ctx, fid: Fid) -> Res {
+        let out = self.commit(cx, fid);
+        if out != Res::Ok {
+            return out;
+        }
+        match self.files[&fid].place {
+            Some(p) if self.pending(p).is_some() => res(self.upload_pending(cx, p)),
+            _ => Res::Ok,
+        }
+    }
+
+    pub fn pending(&self, p: Place) -> Option<&Pend> {
+        match p {
+            Place::Loc(l) => self.locals.get(&l)?.pend.as_ref(),
+            Place::Obj(k) => self.pend_over.get(&k),
+        }
+    }
+
+    /// Uploads a pending file (EIO at once if it failed in this mount).
+    pub fn upload_pending(&mut self, cx: &mut Ctx, p: Place) -> Result<(), i32> {
+        let pend = self.pending(p).expect("pending").clone();
+        if pend.failed {
+            return Err(libc::EIO);
+        }
+        let (name, parent) = match p {
+            Place::Loc(l) => match self.locals[&l].parent {
+                Dir::Srv(folder) => (self.locals[&l].name.clone(), folder),
+                Dir::Loc(_) => unreachable!("nothing in a local dir is pending"),
+            },
+            Place::Obj(k) => (self.objs[k].name.clone(), self.objs[k].parent),
+        };
+        match self.s_upload(cx, &name, parent, &pend.bytes) {
+            Ok(n) => {
+                match p {
+                    Place::Loc(_) => self.became_object(p, n),
+                    Place::Obj(k) => self.replaced(cx, k, n),
+                }
+                Ok(())
+            }
+            Err(e) => {
+                match p {
+                    Place::Loc(l) => {
+                        self.locals
+                            .get_mut(&l)
+                            .unwrap()
+                            .pend
+                            .as_mut()
+                            .unwrap()
+                            .failed = true
+                    }
+                    Place::Obj(k) => self.pend_over.get_mut(&k).unwrap().failed = true,
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Every pending upload not failed in this mount, oldest first.
+    pub fn pending_places(&self) -> Vec<Place> {
+        let mut all: Vec<(u64, Place)> = self
+            .locals
+            .iter()
+            .filter_map(|(l, loc)| Some((loc.pend.as_ref()?, Place::Loc(*l))))
+            .chain(self.pend_over.iter().map(|(k, p)| (p, Place::Obj(*k))))
+            .filter(|(p, _)| !p.failed)
+            .map(|(p, place)| (p.seq, place))
+            .collect();
+        all.sort();
+        all.into_iter().map(|(_, p)| p).collect()
+    }
+
+    pub fn run_pending(&mut self, cx: &mut Ctx) {
+        for p in self.pending_places() {
+            let _ = self.upload_pending(cx, p);
+        }
+    }
+
+    /// truncate(2): with a handle open, the staged bytes change; without,
+    /// the result is stored at once (or pending, in write-back mode).
+    pub fn truncate(&mut self, cx: &mut Ctx, path: &P, len: usize) -> R<Res> {
+        let dir = self.resolve_parent(path)?;
+        let place = self.lookup(dir, path.leaf()).ok_or(err(libc::ENOENT))?;
+        if self.kind(place) == Kind::Dir {
+            return Err(err(libc::EISDIR));
+        }
+        let mut bytes = self.content(place);
+        if let Some(fid) = self.fid_at(place) {
+            bytes.resize(len, 0);
+            self.set_staged(fid, bytes);
+            return Ok(Res::Ok);
+        }
+        if bytes.len() == len {
+            return Ok(Res::Ok);
+        }
+        bytes.resize(len, 0);
+        Ok(res(match place {
+            Place::Loc(l) => self.truncate_local(cx, l, bytes),
+            Place::Obj(k) => self.truncate_obj(cx, k, bytes),
+        }))
+    }
+
+    fn set_staged(&mut self, fid: Fid, bytes: Vec<u8>) {
+        match self.files[&fid].place {
+            Some(Place::Loc(l)) => self.locals.get_mut(&l).unwrap().bytes = bytes,
+            _ => self.files.get_mut(&fid).unwrap().staged = Some(bytes),
+        }
+        self.set_dirty(fid, true);
+    }
+
+    fn truncate_local(&mut self, cx: &mut Ctx, l: LKey, bytes: Vec<u8>) -> Result<(), i32> {
+        let local = &self.locals[&l];
+        let name = local.name.clone();
+        if bytes.is_empty() && local.pend.is_some() {
+            return Err(libc::EINVAL);
+        }
+        let folder = match local.parent {
+            Dir::Srv(folder) if !junk(&name) && !bytes.is_empty() => folder,
+            _ => {
+                let local = self.locals.get_mut(&l).unwrap();
+                local.bytes = bytes;
+                local.pend = None;
+                return Ok(());
+            }
+        };
+        if self.wb {
+            if !tellable(&name, &bytes) {
+                return Err(libc::EINVAL);
+            }
+            let pend = self.new_pend(bytes.clone());
+            let local = self.locals.get_mut(&l).unwrap();
+            local.bytes = bytes;
+            local.pend = Some(pend);
+            return Ok(());
+        }
+        let n = self.s_upload(cx, &name, folder, &bytes)?;
+        self.became_object(Place::Loc(l), n);
+        Ok(())
+    }
+
+    fn truncate_obj(&mut self, cx: &mut Ctx, k: Key, bytes: Vec<u8>) -> Result<(), i32> {
+        if bytes.is_empty() {
+            return Err(libc::EINVAL);
+        }
+        let name = self.objs[k].name.clone();
+        if self.wb {
+            if !tellable(&name, &bytes) {
+                return Err(libc::EINVAL);
+            }
+            let pend = self.new_pend(bytes);
+            self.pend_over.insert(k, pend);
+            return Ok(());
+        }
+        let n = self.s_upload(cx, &name, self.objs[k].parent, &bytes)?;
+        self.replaced(cx, k, n);
+        Ok(())
+    }
+}
