@@ -358,60 +358,17 @@ impl Namespace {
             Source::Cell(ino) => Some(*ino),
             Source::Entry { file, .. } => self.spooled_file(file),
         };
-        let Some(node) = ino.and_then(|ino| self.nodes.get_mut(&ino)) else {
+        let Some((ino, node)) = ino.and_then(|ino| Some((ino, self.nodes.get_mut(&ino)?))) else {
             if let Source::Entry { file, .. } = source {
                 self.forget_adopted(file);
             }
             return Landed::default();
         };
-        let mut landed = Landed::default();
-        let pending_times = &mut node.pending_times;
-        let Some(state) = (match &mut node.kind {
-            NodeKind::File(state) => Some(state),
-            NodeKind::Dir(_) => None,
-        }) else {
-            return landed;
-        };
-        let mut settled_file = None;
-        match (state, source) {
-            (FileState::Spooled(s), Source::Entry { entry, .. })
-            | (
-                FileState::Staged {
-                    over: Base::Spooled(s),
-                    ..
-                },
-                Source::Entry { entry, .. },
-            ) if &s.entry != entry => {
-                // A newer entry of the file is pending: it replaces this
-                // one, and takes the times set meanwhile.
-                s.stored = Some(new.clone());
-                landed.newer_entry = Some(s.entry.clone());
-                return landed;
-            }
-            (
-                FileState::Staged {
-                    over, renamed_over, ..
-                },
-                _,
-            ) => {
-                if let Base::Spooled(s) = over {
-                    settled_file = Some(s.file.clone());
-                }
-                *over = Base::Stored(new.clone());
-                renamed_over.clear();
-            }
-            (state, _) => {
-                if let FileState::Spooled(s) = state {
-                    settled_file = Some(s.file.clone());
-                }
-                *state = FileState::Stored(new.clone());
-            }
-        }
-        landed.times = pending_times.take();
+        let (landed, settled_file) = land_on(node, source, new);
         if let Some(file) = settled_file {
             self.spooled_files.remove(&file);
         }
-        let ino = ino.expect("found above");
+        // The name means the new object now, even while newer bytes wait.
         self.bind(ino, new);
         landed
     }
@@ -470,4 +427,50 @@ impl Namespace {
             entries.retain(|(_, s)| s.file != file);
         }
     }
+}
+
+/// What a node becomes when an upload of its bytes lands as `new`, and the
+/// spool file key it no longer has pending, if any.
+fn land_on(node: &mut Node, source: &Source, new: &MediaObject) -> (Landed, Option<String>) {
+    let mut landed = Landed::default();
+    let NodeKind::File(state) = &mut node.kind else {
+        return (landed, None);
+    };
+    let mut settled_file = None;
+    match (state, source) {
+        (FileState::Spooled(s), Source::Entry { entry, .. })
+        | (
+            FileState::Staged {
+                over: Base::Spooled(s),
+                ..
+            },
+            Source::Entry { entry, .. },
+        ) if &s.entry != entry => {
+            // A newer entry of the file is pending: it replaces this one,
+            // and takes the times set meanwhile.
+            s.stored = Some(new.clone());
+            landed.newer_entry = Some(s.entry.clone());
+            return (landed, None);
+        }
+        (
+            FileState::Staged {
+                over, renamed_over, ..
+            },
+            _,
+        ) => {
+            if let Base::Spooled(s) = over {
+                settled_file = Some(s.file.clone());
+            }
+            *over = Base::Stored(new.clone());
+            renamed_over.clear();
+        }
+        (state, _) => {
+            if let FileState::Spooled(s) = state {
+                settled_file = Some(s.file.clone());
+            }
+            *state = FileState::Stored(new.clone());
+        }
+    }
+    landed.times = node.pending_times.take();
+    (landed, settled_file)
 }
