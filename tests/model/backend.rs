@@ -90,6 +90,10 @@ impl FaultyBackend {
         self.armed.lock().unwrap().insert(call, after);
     }
 
+    pub fn is_armed(&self, call: Call) -> bool {
+        self.armed.lock().unwrap().contains_key(&call)
+    }
+
     pub fn take_fired(&self) -> Vec<Fired> {
         std::mem::take(&mut *self.fired.lock().unwrap())
     }

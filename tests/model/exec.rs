@@ -3,7 +3,9 @@
 use mediafs::fs::{FileKind, RenameFlags, SetAttr};
 
 use crate::common::png_bytes;
-use crate::harness::{fail, t, Harness, Stop, ADVANCE, H};
+use std::time::Duration;
+
+use crate::harness::{fail, t, Harness, Stop, ADVANCE, H, HANG};
 use crate::namespace::is_prefix;
 use crate::ops::{Op, P};
 use crate::semantics::Res;
@@ -79,7 +81,6 @@ impl Harness {
                 }
                 let attr = t("mkdir", self.fs().mkdir(dir, path.leaf())).await??;
                 self.count(attr.ino);
-                self.dirs.insert(attr.ino);
                 Ok(Res::Ok)
             }
             Op::Rmdir { path } => {
@@ -225,7 +226,9 @@ impl Harness {
         Ok(Res::Ok)
     }
 
-    /// Unlinks a file while its upload is held in flight.
+    /// Unlinks a file while its upload is held in flight: the unlink waits
+    /// for the upload, so it runs as a task of its own, and the upload is let
+    /// go once it had time to reach that wait.
     async fn race(&mut self, pick: usize) -> H<Res> {
         self.backend.disarm_all();
         let Some(target) = self.model.race_target(pick) else {
@@ -236,7 +239,7 @@ impl Harness {
             .map(|k| self.model.objs[k].id.clone().expect("known"));
         let (reached, release) = self.backend.pause_upload(&target.name, parent);
         let fs = self.fs().clone();
-        let mut task = match target.handle {
+        let mut upload = match target.handle {
             Some(h) => {
                 let (fh, _) = self.handles.remove(h);
                 tokio::spawn(async move {
@@ -250,24 +253,56 @@ impl Harness {
                 Ok(())
             }),
         };
-        let waited = tokio::select! {
+        let held = tokio::select! {
             r = reached => r.is_ok(),
-            _ = &mut task => false,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => false,
+            _ = &mut upload => false,
+            _ = tokio::time::sleep(HANG) => false,
         };
-        if !waited {
+        if !held {
             self.backend.clear_pause();
         }
-        let unlinked = self.unlink(&P(target.path.clone())).await;
-        drop(release);
-        if !task.is_finished() {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
+        let path = P(target.path.clone());
+        let unlinked = match self.resolve(&path).await {
+            Ok((_, None)) => Err(errno(libc::ENOENT)),
+            Ok((_, Some(attr))) if attr.kind == FileKind::Dir => Err(errno(libc::EISDIR)),
+            Ok((dir, Some(_))) => {
+                let fs = self.fs().clone();
+                let leaf = path.leaf().to_owned();
+                let mut unlink = tokio::spawn(async move { fs.unlink(dir, &leaf).await });
+                // Time for the unlink to reach its wait for the upload.
+                let early = tokio::select! {
+                    r = &mut unlink => Some(r),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+                };
+                drop(release);
+                match early {
+                    Some(r) => Ok(r),
+                    None => match tokio::time::timeout(HANG, unlink).await {
+                        Ok(r) => Ok(r),
+                        Err(_) => return fail("the unlink raced with an upload hung"),
+                    },
+                }
+            }
+            Err(e) => {
+                drop(release);
+                Err(e)
+            }
+        };
+        if !upload.is_finished() {
+            match tokio::time::timeout(HANG, &mut upload).await {
                 Err(_) => return fail("the upload raced by an unlink hung"),
                 Ok(joined) => joined
                     .map_err(|e| Stop::Fail(format!("upload task: {e}")))?
                     .ok(),
             };
         }
-        unlinked
+        match unlinked? {
+            Ok(r) => r.map_err(Stop::from)?,
+            Err(e) => return fail(format!("unlink task: {e}")),
+        }
+        if !held {
+            return fail("the upload to race was never made");
+        }
+        Ok(Res::Ok)
     }
 }

@@ -319,6 +319,7 @@ impl Model {
             kind: Kind::File,
             bytes: Vec::new(),
             pend: None,
+            over: Vec::new(),
         };
         self.locals.insert(l, local);
         let fid = self.open_file(Place::Loc(l), false);
