@@ -352,12 +352,12 @@ impl Model {
         for l in self.locals.keys().copied().collect::<Vec<_>>() {
             let local = self.locals.get_mut(&l).unwrap();
             let pend = local.pend.as_mut().unwrap();
-            pend.failed = false;
+            pend.queued = true;
             local.bytes = pend.bytes.to_vec();
             self.adopt_over(l);
         }
         for pend in self.pend_over.values_mut() {
-            pend.failed = false;
+            pend.queued = true;
         }
         for local in self.locals.values() {
             self.hidden_now.extend(local.over.iter().copied());

@@ -50,8 +50,9 @@ pub enum Place {
 pub struct Pend {
     /// Spool order: uploads go oldest first.
     pub seq: u64,
-    /// Its upload failed in this mount: tried again by fsync and at the next mount.
-    pub failed: bool,
+    /// In the upload queue: `finish_pending` takes it (once: an upload of
+    /// it that fails there is tried again by fsync and at the next mount).
+    pub queued: bool,
     pub bytes: Arc<Vec<u8>>,
     /// A rewrite's other objects it replaces besides its own (a spooled new
     /// file renamed over several, adopted after a remount as the rewrite of

@@ -26,7 +26,7 @@ impl Model {
     pub fn new_pend(&mut self, bytes: Vec<u8>, also: Vec<Key>) -> Pend {
         Pend {
             seq: self.bump(),
-            failed: false,
+            queued: true,
             bytes: Arc::new(bytes),
             also,
         }
@@ -268,21 +268,18 @@ impl Model {
                 }
                 Ok(())
             }
-            Err(e) => {
-                self.pending_mut(p).unwrap().failed = true;
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
-    /// Every pending upload not failed in this mount, oldest first.
+    /// Every pending upload in the queue, oldest first.
     pub fn pending_places(&self) -> Vec<Place> {
         let mut all: Vec<(u64, Place)> = self
             .locals
             .iter()
             .filter_map(|(l, loc)| Some((loc.pend.as_ref()?, Place::Loc(*l))))
             .chain(self.pend_over.iter().map(|(k, p)| (p, Place::Obj(*k))))
-            .filter(|(p, _)| !p.failed)
+            .filter(|(p, _)| p.queued)
             .map(|(p, place)| (p.seq, place))
             .collect();
         all.sort();
@@ -294,6 +291,7 @@ impl Model {
     pub fn run_pending(&mut self, cx: &mut Ctx) {
         self.retry_removals(cx);
         for p in self.pending_places() {
+            self.pending_mut(p).unwrap().queued = false;
             let _ = self.upload_pending(cx, p);
         }
     }
