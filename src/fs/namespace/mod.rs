@@ -106,6 +106,10 @@ impl Namespace {
     // ---- making and dropping nodes ----
 
     fn add_node(&mut self, parent: Ino, name: &str, kind: NodeKind) -> Ino {
+        // Counted first, so that the pruning below keeps the parent.
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children += 1;
+        }
         if self.nodes.len() > self.prune_at {
             self.prune();
             // When most nodes are in use, do not prune again at every node.
@@ -114,9 +118,6 @@ impl Namespace {
         let ino = self.next_ino;
         self.next_ino += 1;
         self.nodes.insert(ino, Node::new(parent, name, kind));
-        if let Some(p) = self.nodes.get_mut(&parent) {
-            p.children += 1;
-        }
         ino
     }
 

@@ -55,6 +55,8 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D:
 #[derive(Debug)]
 pub struct Spool {
     dir: PathBuf,
+    /// Opened by `mediafs status`, beside a running mount.
+    read_only: bool,
 }
 
 static SERIAL: AtomicU64 = AtomicU64::new(0);
@@ -83,7 +85,17 @@ impl Spool {
         }
         Ok(Spool {
             dir: dir.to_path_buf(),
+            read_only: false,
         })
+    }
+
+    /// Looks at a spool another process (a running mount) may be writing:
+    /// nothing is removed or rewritten.
+    pub fn peek(dir: &Path) -> Spool {
+        Spool {
+            dir: dir.to_path_buf(),
+            read_only: true,
+        }
     }
 
     pub fn data_path(&self, id: &str) -> PathBuf {
@@ -131,7 +143,7 @@ impl Spool {
         let value: serde_json::Value = serde_json::from_slice(&text).ok()?;
         let keyed = value.get("file").is_some();
         let record: SpoolRecord = serde_json::from_value(value).ok()?;
-        if !keyed {
+        if !keyed && !self.read_only {
             // Written by an earlier version: keep the key just made up, so
             // that every later read names the same file.
             let _ = self.write_record(id, &record);
