@@ -131,8 +131,35 @@ impl Harness {
             {
                 Op::Read { path }
             }
+            // B7: truncate(2) of a closed local file, stored at once, failing.
+            Op::Truncate { path, len }
+                if !on("truncnew") && self.truncate_may_fail(path.p(), len) =>
+            {
+                Op::Read { path }
+            }
             op => op,
         }
+    }
+
+    /// A truncate(2) of a local file with no handle that is stored at once
+    /// and may fail (a type that cannot be told, an upload fault armed).
+    fn truncate_may_fail(&self, p: &crate::ops::P, len: u64) -> bool {
+        use crate::reference::Place;
+        let m = &self.model;
+        let Some(Place::Loc(l)) = self.place_at(p) else {
+            return false;
+        };
+        let local = &m.locals[&l];
+        if m.fid_at(Place::Loc(l)).is_some() || local.kind != crate::reference::Kind::File {
+            return false;
+        }
+        let mut bytes = local.bytes.clone();
+        bytes.resize(len as usize, 0);
+        let pending = local.pend.is_some();
+        m.uploadable(local.parent, &local.name, &bytes, pending)
+            .is_some()
+            && (!crate::semantics::tellable(&local.name, &bytes)
+                || self.backend.is_armed(crate::backend::Call::Upload))
     }
 
     /// A local file with content, open for writing with nothing unwritten,

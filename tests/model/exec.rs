@@ -127,6 +127,9 @@ impl Harness {
                 Ok(Res::Ok)
             }
             Op::RaceUnlink { pick } => self.race(*pick).await,
+            Op::RaceClose { pick, len, seed } => {
+                self.race_close(*pick, &png_bytes(*len, *seed)).await
+            }
             _ => unreachable!("every op is handled"),
         }
     }
@@ -304,5 +307,80 @@ impl Harness {
             return fail("the upload to race was never made");
         }
         Ok(Res::Ok)
+    }
+
+    /// Writes a pending file again while its earlier upload is held: with
+    /// write-back the close does not wait for it; without, it does.
+    async fn race_close(&mut self, pick: usize, data: &[u8]) -> H<Res> {
+        self.backend.disarm_all();
+        let Some(target) = self.model.race_close_target(pick) else {
+            return Err(Stop::Skip);
+        };
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
+        let (reached, release) = self.backend.pause_upload(&target.name, parent);
+        let fs = self.fs().clone();
+        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
+        let held = tokio::select! {
+            r = reached => r.is_ok(),
+            _ = &mut pending => false,
+            _ = tokio::time::sleep(HANG) => false,
+        };
+        if !held {
+            self.backend.clear_pause();
+            return fail("the upload to race was never made");
+        }
+        let written = self.race_close_write(&P(target.path.clone()), data).await;
+        let closed = match written {
+            Ok(fh) => {
+                let fs = self.fs().clone();
+                let mut close = tokio::spawn(async move {
+                    let flushed = fs.flush(fh).await;
+                    fs.release(fh);
+                    flushed
+                });
+                let early = tokio::select! {
+                    r = &mut close => Some(r),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+                };
+                if self.model.wb && early.is_none() {
+                    drop(release);
+                    return fail("with write-back, a close waited for an upload of the file");
+                }
+                drop(release);
+                match early {
+                    Some(r) => r,
+                    None => match tokio::time::timeout(HANG, close).await {
+                        Ok(r) => r,
+                        Err(_) => return fail("a close waiting for an upload hung"),
+                    },
+                }
+                .map_err(|e| Stop::Fail(format!("close task: {e}")))?
+                .map_err(Stop::from)
+            }
+            Err(e) => {
+                drop(release);
+                Err(e)
+            }
+        };
+        match tokio::time::timeout(HANG, pending).await {
+            Err(_) => return fail("finish_pending raced by a close hung"),
+            Ok(joined) => joined.map_err(|e| Stop::Fail(format!("finish_pending task: {e}")))?,
+        }
+        closed.map(|()| Res::Ok)
+    }
+
+    /// Opens the file at `path` with O_TRUNC and writes `data`: the handle.
+    async fn race_close_write(&mut self, path: &P, data: &[u8]) -> H<u64> {
+        let attr = self.file_at(path).await?;
+        let fh = self.open(attr.ino, true, true).await?;
+        match t("write", self.fs().write(fh, 0, data)).await? {
+            Ok(_) => Ok(fh),
+            Err(e) => {
+                self.fs().release(fh);
+                Err(Stop::from(e))
+            }
+        }
     }
 }

@@ -19,7 +19,8 @@
 //!   `overspool` (renames over a file with a spooled version), `openmove`
 //!   (renames of an open local file, nothing unwritten, to an uploaded place),
 //!   `syncspool` (without write-back, rewrites of a spooled file while an
-//!   upload fault is armed).
+//!   upload fault is armed), `truncnew` (truncate(2) of a closed local
+//!   file that is stored at once and may fail).
 //! - `MEDIAFS_MODEL_REGRESSIONS=PATH`: read and write shrunk failures in
 //!   PATH instead of `tests/model.proptest-regressions`.
 //! - `MEDIAFS_MODEL_REPLAY=FILE`: run the one case in FILE (see `replay.rs`).

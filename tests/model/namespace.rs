@@ -23,6 +23,7 @@ pub fn is_prefix<S: AsRef<str>>(a: &P, b: &[S]) -> bool {
 /// What an unlink racing an upload is about.
 #[derive(Debug, Clone)]
 pub struct RaceTarget {
+    pub place: Place,
     pub path: Vec<String>,
     /// The name and folder the upload goes to.
     pub name: String,

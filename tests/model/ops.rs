@@ -171,6 +171,13 @@ pub enum Op {
     RaceUnlink {
         pick: usize,
     },
+    /// Writes a pending file again (O_TRUNC, a write, close) while its
+    /// earlier version's upload (`finish_pending`) is in flight.
+    RaceClose {
+        pick: usize,
+        len: usize,
+        seed: u8,
+    },
 }
 
 /// One generated case: the write-back mode of the first core, and the ops.
@@ -305,6 +312,8 @@ fn around(k: &Knobs) -> impl Strategy<Value = Op> {
         k.w("faults", 6) => (call(), any::<bool>()).prop_map(|(call, after)| Op::Arm { call, after }),
         k.w("pending", 4) => Just(Op::RunPending),
         k.w("race", 2) => (0..8usize).prop_map(|pick| Op::RaceUnlink { pick }),
+        k.w("race", 2) => (0..8usize, len(), any::<u8>())
+            .prop_map(|(pick, len, seed)| Op::RaceClose { pick, len, seed }),
     ]
 }
 

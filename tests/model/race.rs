@@ -60,6 +60,7 @@ impl Model {
             return None;
         }
         Some(RaceTarget {
+            place,
             path: self.path_of(place)?,
             name,
             parent,
@@ -88,5 +89,105 @@ impl Model {
         self.trash_tree(k);
         self.forget_object(k);
         Res::Ok
+    }
+
+    /// What a close racing an upload of the same file picks: a queued
+    /// upload, the only one of its name and folder, of a file not open.
+    pub fn race_close_target(&self, pick: usize) -> Option<RaceTarget> {
+        let queued: Vec<(Place, (String, Option<Key>))> = self
+            .pending_places()
+            .into_iter()
+            .map(|p| (p, self.pending_target(p)))
+            .collect();
+        let all: Vec<&(Place, (String, Option<Key>))> = queued
+            .iter()
+            .filter(|(p, t)| {
+                queued.iter().filter(|(_, u)| u == t).count() == 1 && self.fid_at(*p).is_none()
+            })
+            .collect();
+        let (place, (name, parent)) = *all.get(pick % all.len().max(1))?;
+        Some(RaceTarget {
+            place: *place,
+            path: self.path_of(*place)?,
+            name: name.clone(),
+            parent: *parent,
+            handle: None,
+        })
+    }
+
+    /// `finish_pending` uploads the queue; when it holds the target's
+    /// upload, the file is written again and closed: with write-back the
+    /// new version is spooled and goes after the one in flight (which it
+    /// then replaces); without, the close waits for it and uploads over it.
+    pub fn race_close(&mut self, cx: &mut Ctx, pick: usize, data: &[u8]) -> Res {
+        let Some(t) = self.race_close_target(pick) else {
+            return Res::Skip;
+        };
+        let p = t.place;
+        self.retry_removals(cx);
+        self.upload_queue_until(cx, Some(p));
+        let in_flight = self.pending(p).unwrap().clone();
+        if let Some(pend) = self.pending_mut(p) {
+            pend.queued = false;
+        }
+        let fid = self.open_file(p, true);
+        self.write(fid, 0, data);
+        let res = if self.wb {
+            let res = self.close(cx, fid);
+            self.land_in_flight(cx, p, &in_flight);
+            res
+        } else {
+            let _ = self.upload_pending(cx, p);
+            self.close(cx, fid)
+        };
+        self.upload_queue_until(cx, None);
+        res
+    }
+
+    /// Uploads what is queued, oldest first, up to `stop`.
+    pub fn upload_queue_until(&mut self, cx: &mut Ctx, stop: Option<Place>) {
+        while let Some(&p) = self.pending_places().first() {
+            if Some(p) == stop {
+                return;
+            }
+            self.pending_mut(p).unwrap().queued = false;
+            let _ = self.upload_pending(cx, p);
+        }
+    }
+
+    /// The upload in flight lands while a newer version of the file is
+    /// spooled: that one now replaces what landed.
+    fn land_in_flight(&mut self, cx: &mut Ctx, p: Place, e1: &Pend) {
+        if self.pending(p).is_some_and(|now| now.seq == e1.seq) {
+            // Nothing newer was spooled: it lands as usual.
+            let _ = self.upload_pending(cx, p);
+            return;
+        }
+        let (name, parent) = self.pending_target(p);
+        let Ok(n1) = self.s_upload(cx, &name, parent, &e1.bytes) else {
+            return;
+        };
+        match p {
+            Place::Loc(l) => {
+                let over = std::mem::take(&mut self.locals.get_mut(&l).unwrap().over);
+                for k in over {
+                    self.remove_replaced(cx, k);
+                }
+                self.locals.get_mut(&l).unwrap().over = vec![n1];
+                self.hidden_now.insert(n1);
+            }
+            Place::Obj(k) => {
+                let e2 = self.pend_over.remove(&k).expect("a newer version");
+                self.remove_replaced(cx, k);
+                for &a in &e1.also {
+                    self.remove_replaced(cx, a);
+                }
+                let e2 = Pend {
+                    also: Vec::new(),
+                    ..e2
+                };
+                self.pend_over.insert(n1, e2);
+            }
+        }
     }
 }

@@ -233,6 +233,11 @@ fn op(v: &V) -> Result<Op, String> {
         "RaceUnlink" => Op::RaceUnlink {
             pick: num(f, "pick")?,
         },
+        "RaceClose" => Op::RaceClose {
+            pick: num(f, "pick")?,
+            len: num(f, "len")?,
+            seed: num(f, "seed")?,
+        },
         other => return Err(format!("no op {other}")),
     })
 }

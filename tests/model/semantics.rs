@@ -148,6 +148,9 @@ impl Model {
                 Ok(Res::Ok)
             }
             Op::RaceUnlink { pick } => Ok(self.race_unlink(cx, *pick)),
+            Op::RaceClose { pick, len, seed } => {
+                Ok(self.race_close(cx, *pick, &png_bytes(*len, *seed)))
+            }
         };
         out.unwrap_or_else(|res| res)
     }
@@ -291,7 +294,7 @@ impl Model {
     }
 
     /// Opens the file at `p` for writing: one more handle on its [`Fid`].
-    fn open_file(&mut self, p: Place, trunc: bool) -> Fid {
+    pub fn open_file(&mut self, p: Place, trunc: bool) -> Fid {
         let fid = self.fid_at(p).unwrap_or_else(|| {
             let fid = self.bump();
             let state = FileState {
@@ -379,7 +382,7 @@ impl Model {
         Ok(Res::Ok)
     }
 
-    fn write(&mut self, fid: Fid, off: u64, data: &[u8]) -> Res {
+    pub fn write(&mut self, fid: Fid, off: u64, data: &[u8]) -> Res {
         if self.files[&fid].place.is_none() {
             return Res::Ok; // unlinked: what it writes is discarded
         }

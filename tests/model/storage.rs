@@ -238,7 +238,7 @@ impl Model {
         }
     }
 
-    fn pending_mut(&mut self, p: Place) -> Option<&mut Pend> {
+    pub fn pending_mut(&mut self, p: Place) -> Option<&mut Pend> {
         match p {
             Place::Loc(l) => self.locals.get_mut(&l)?.pend.as_mut(),
             Place::Obj(k) => self.pend_over.get_mut(&k),
@@ -290,10 +290,7 @@ impl Model {
     /// queued uploads run, oldest first.
     pub fn run_pending(&mut self, cx: &mut Ctx) {
         self.retry_removals(cx);
-        for p in self.pending_places() {
-            self.pending_mut(p).unwrap().queued = false;
-            let _ = self.upload_pending(cx, p);
-        }
+        self.upload_queue_until(cx, None);
     }
 
     pub fn retry_removals(&mut self, cx: &mut Ctx) {
