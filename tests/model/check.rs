@@ -137,8 +137,28 @@ impl Harness {
             {
                 Op::Read { path }
             }
+            // B8: a spooled new file that replaced something renamed to a free name.
+            Op::Rename { from, to, .. }
+                if !on("renameback") && self.renamed_again(from.p(), to.p()) =>
+            {
+                Op::Read { path: from }
+            }
             op => op,
         }
+    }
+
+    /// A spooled new file renamed over something, renamed again to a name
+    /// that replaces nothing on the server.
+    fn renamed_again(&self, from: &crate::ops::P, to: &crate::ops::P) -> bool {
+        use crate::reference::Place;
+        let m = &self.model;
+        let Some(Place::Loc(l)) = self.place_at(from) else {
+            return false;
+        };
+        let local = &m.locals[&l];
+        local.pend.is_some()
+            && !local.over.is_empty()
+            && !matches!(self.place_at(to), Some(Place::Obj(_)))
     }
 
     /// A truncate(2) of a local file with no handle that is stored at once

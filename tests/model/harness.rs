@@ -94,6 +94,7 @@ impl Harness {
             handles: Vec::new(),
             model: Model {
                 no_race_dups: !knobs.on("racedup"),
+                no_remote_over: !knobs.on("overgone"),
                 ..Model::new(wb)
             },
             knobs,

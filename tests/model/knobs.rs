@@ -20,7 +20,9 @@
 //!   (renames of an open local file, nothing unwritten, to an uploaded place),
 //!   `syncspool` (without write-back, rewrites of a spooled file while an
 //!   upload fault is armed), `truncnew` (truncate(2) of a closed local
-//!   file that is stored at once and may fail).
+//!   file that is stored at once and may fail), `renameback` (a spooled new
+//!   file that replaced something renamed again to a free name), `overgone`
+//!   (another client changes what a spooled new file replaces).
 //! - `MEDIAFS_MODEL_REGRESSIONS=PATH`: read and write shrunk failures in
 //!   PATH instead of `tests/model.proptest-regressions`.
 //! - `MEDIAFS_MODEL_REPLAY=FILE`: run the one case in FILE (see `replay.rs`).
