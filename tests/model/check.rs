@@ -315,9 +315,25 @@ impl Harness {
         if differences.is_empty() {
             return Ok(());
         }
+        let m = &self.model;
+        let objs: Vec<String> = (0..m.objs.len())
+            .map(|k| {
+                let o = &m.objs[k];
+                format!(
+                    "{}{:?} {:?} in {:?}, created {}{}",
+                    if o.active { "" } else { "(trashed) " },
+                    o.id.as_deref().unwrap_or("?"),
+                    o.name,
+                    o.parent,
+                    o.created.as_deref().unwrap_or("?"),
+                    if m.is_hidden(k) { ", hidden" } else { "" }
+                )
+            })
+            .collect();
         Err(format!(
-            "after #{i}, the mount differs from the model:\n  {}",
-            differences.join("\n  ")
+            "after #{i}, the mount differs from the model:\n  {}\n  (on the server: {})",
+            differences.join("\n  "),
+            objs.join("; ")
         ))
     }
 

@@ -81,6 +81,9 @@ impl Harness {
         // The service's rate limit is off in the emulator: off in the clients too.
         let client = || emu.client_with(|c| c.rate_limit = None);
         let backend = Arc::new(FaultyBackend::new(client()));
+        backend
+            .spaced
+            .store(!knobs.on("samems"), std::sync::atomic::Ordering::SeqCst);
         let store = Store::new(emu.base_url(), LOCATION);
         let mut h = Harness {
             other: client(),
@@ -279,6 +282,8 @@ impl Harness {
         use crate::ops::Remote;
         let m = &self.model;
         let id_of = |k: usize| m.objs[k].id.clone().expect("known objects have ids");
+        let backend = self.backend.clone();
+        let spaced = backend.space().await;
         let outcome = match r {
             Remote::Upload {
                 dir,
@@ -308,7 +313,8 @@ impl Harness {
                     return Err(Stop::Skip);
                 };
                 let id = id_of(*k);
-                Box::pin(async move { self.other.rename(&id, name).await }) as Pending<'_>
+                let other = &self.other;
+                Box::pin(async move { other.rename(&id, name).await }) as Pending<'_>
             }
             Remote::Trash { pick } => {
                 let targets = m.remote_targets();
@@ -324,6 +330,7 @@ impl Harness {
         t("the other client", outcome)
             .await?
             .map_err(|e| Stop::Fail(format!("the other client failed: {e}")))?;
+        drop(spaced);
         Ok(Res::Ok)
     }
 

@@ -22,7 +22,8 @@
 //!   upload fault is armed), `truncnew` (truncate(2) of a closed local
 //!   file that is stored at once and may fail), `renameback` (a spooled new
 //!   file that replaced something renamed again to a free name), `overgone`
-//!   (another client changes what a spooled new file replaces).
+//!   (another client changes what a spooled new file replaces), `samems`
+//!   (steps that make objects may follow each other within a millisecond).
 //! - `MEDIAFS_MODEL_REGRESSIONS=PATH`: read and write shrunk failures in
 //!   PATH instead of `tests/model.proptest-regressions`.
 //! - `MEDIAFS_MODEL_REPLAY=FILE`: run the one case in FILE (see `replay.rs`).
