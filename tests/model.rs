@@ -130,6 +130,16 @@ fn the_core_matches_the_model() {
         }
         return;
     }
+    // Shrunk failures of fixed bugs first, as they were found.
+    let regressions = knobs
+        .regressions
+        .clone()
+        .unwrap_or_else(|| SOURCE.replace(".rs", ".proptest-regressions"));
+    for (name, case) in replay::kept_cases(&regressions) {
+        if let Err(why) = run_case(&case, &knobs) {
+            panic!("the core differs from the model in kept case {name}\n{why}");
+        }
+    }
     let started = Instant::now();
     let ran = AtomicUsize::new(0);
     let strategy = ops::case(&knobs);

@@ -242,6 +242,61 @@ fn op(v: &V) -> Result<Op, String> {
     })
 }
 
+/// A case as `Case`'s Debug prints it (`Case { wb: false, page: 1, ops:
+/// [..] }`), as `model.proptest-regressions` keeps it after "shrinks to".
+pub fn parse_debug(text: &str) -> Result<Case, String> {
+    let text = text.trim();
+    let (head, rest) = text.split_once("ops: [").ok_or("no ops: [")?;
+    let list = rest
+        .trim_end()
+        .strip_suffix('}')
+        .map(str::trim_end)
+        .and_then(|r| r.strip_suffix(']'))
+        .ok_or("no closing ] }")?;
+    let head = head
+        .trim_start_matches("Case {")
+        .trim()
+        .trim_end_matches(',');
+    let mut lines = vec![head.to_owned()];
+    // One op a line: split at the commas outside braces and parentheses.
+    let (mut depth, mut start) = (0i32, 0);
+    let bytes = list.as_bytes();
+    for (i, &c) in bytes.iter().enumerate() {
+        match c {
+            b'{' | b'(' => depth += 1,
+            b'}' | b')' => depth -= 1,
+            b',' if depth == 0 => {
+                lines.push(list[start..i].trim().to_owned());
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    lines.push(list[start..].trim().to_owned());
+    parse(&lines.join("\n"))
+}
+
+/// The shrunk cases `model.proptest-regressions` keeps, after "shrinks to".
+/// Its seeds make the same case only while the strategy is unchanged; these
+/// are replayed as they were found.
+pub fn kept_cases(file: &str) -> Vec<(String, Case)> {
+    let text = std::fs::read_to_string(file).unwrap_or_default();
+    text.lines()
+        .filter(|l| l.starts_with("cc "))
+        .filter_map(|l| l.split_once("# shrinks to "))
+        .map(|(cc, case)| {
+            let name = cc
+                .trim_start_matches("cc ")
+                .trim()
+                .chars()
+                .take(12)
+                .collect();
+            let case = parse_debug(case).unwrap_or_else(|e| panic!("cannot read a kept case: {e}"));
+            (name, case)
+        })
+        .collect()
+}
+
 /// The case in `text`.
 pub fn parse(text: &str) -> Result<Case, String> {
     let mut case = Case {
