@@ -143,8 +143,24 @@ impl Harness {
             {
                 Op::Read { path: from }
             }
+            // B11: a spooled new file renamed to a name its type cannot be told from.
+            Op::Rename { from, to, .. }
+                if !on("spooltype") && self.untold_spooled(from.p(), to.p()) =>
+            {
+                Op::Read { path: from }
+            }
             op => op,
         }
+    }
+
+    fn untold_spooled(&self, from: &crate::ops::P, to: &crate::ops::P) -> bool {
+        use crate::reference::Place;
+        let m = &self.model;
+        let Some(Place::Loc(l)) = self.place_at(from) else {
+            return false;
+        };
+        let local = &m.locals[&l];
+        local.pend.is_some() && !crate::semantics::tellable(to.leaf(), &local.bytes)
     }
 
     /// A spooled new file renamed over something, renamed again to a name

@@ -23,7 +23,9 @@
 //!   file that is stored at once and may fail), `renameback` (a spooled new
 //!   file that replaced something renamed again to a free name), `overgone`
 //!   (another client changes what a spooled new file replaces), `samems`
-//!   (steps that make objects may follow each other within a millisecond).
+//!   (steps that make objects may follow each other within a millisecond),
+//!   `spooltype` (a spooled new file renamed to a name its type cannot be
+//!   told from).
 //! - `MEDIAFS_MODEL_REGRESSIONS=PATH`: read and write shrunk failures in
 //!   PATH instead of `tests/model.proptest-regressions`.
 //! - `MEDIAFS_MODEL_REPLAY=FILE`: run the one case in FILE (see `replay.rs`).

@@ -243,6 +243,10 @@ impl Model {
                 self.set_dirty(fid.unwrap(), false);
                 return Ok(true);
             }
+            if !crate::semantics::tellable(name, &bytes) {
+                // The checks an upload makes hold for what is spooled.
+                return Err(err(libc::EINVAL));
+            }
             // Only where its record says it goes changes.
             self.move_over(l, tdir, name, replaced);
             return Ok(true);

@@ -34,7 +34,8 @@ impl Model {
             .collect();
         for (i, (p, target)) in pending.iter().enumerate() {
             let first = pending.iter().position(|(_, t)| t == target);
-            if first == Some(i) {
+            let bytes = &self.pending(*p).unwrap().bytes;
+            if first == Some(i) && tellable(&target.0, bytes) {
                 all.push((*p, target.clone(), None));
             }
         }
@@ -102,7 +103,9 @@ impl Model {
         let all: Vec<&(Place, (String, Option<Key>))> = queued
             .iter()
             .filter(|(p, t)| {
-                queued.iter().filter(|(_, u)| u == t).count() == 1 && self.fid_at(*p).is_none()
+                queued.iter().filter(|(_, u)| u == t).count() == 1
+                    && self.fid_at(*p).is_none()
+                    && tellable(&t.0, &self.pending(*p).unwrap().bytes)
             })
             .collect();
         let (place, (name, parent)) = *all.get(pick % all.len().max(1))?;
