@@ -38,7 +38,7 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 /// Cases CI runs by default (each a fresh emulator and a few dozen ops).
-pub const DEFAULT_CASES: u32 = 256;
+pub const DEFAULT_CASES: u32 = 1024;
 const DEFAULT_SEED: u64 = 0x6d65_6469_6166_7301;
 
 #[derive(Debug, Clone)]

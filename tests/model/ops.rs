@@ -210,7 +210,9 @@ const ANY_LEAVES: &[&str] = &[
     "d2",
     ".Trashes",
 ];
-pub const REMOTE_NAMES: &[&str] = &["a.png", "a.png", "b.png", "c.jpg", "d1", "d2"];
+/// Another client may give a junk name too: a stored object with one is
+/// still the server's (rewrites of it are uploaded).
+pub const REMOTE_NAMES: &[&str] = &["a.png", "a.png", "b.png", "c.jpg", "d1", "d2", ".DS_Store"];
 
 fn path_with(leaves: &'static [&'static str]) -> impl Strategy<Value = P> {
     let depth = prop_oneof![6 => Just(0usize), 4 => Just(1usize), 2 => Just(2usize)];
