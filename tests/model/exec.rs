@@ -127,6 +127,15 @@ impl Harness {
                 Ok(Res::Ok)
             }
             Op::RaceUnlink { pick } => self.race(*pick).await,
+            Op::RaceFsync {
+                pick,
+                write,
+                len,
+                seed,
+            } => {
+                let data = write.then(|| png_bytes(*len, *seed));
+                self.race_fsync(*pick, data.as_deref()).await
+            }
             Op::RaceClose { pick, len, seed } => {
                 self.race_close(*pick, &png_bytes(*len, *seed)).await
             }
@@ -382,5 +391,61 @@ impl Harness {
                 Err(Stop::from(e))
             }
         }
+    }
+
+    /// fsync while an upload of the same file is held: it must wait for it.
+    async fn race_fsync(&mut self, pick: usize, data: Option<&[u8]>) -> H<Res> {
+        self.backend.disarm_all();
+        let Some(target) = self.model.race_close_target(pick) else {
+            return Err(Stop::Skip);
+        };
+        let attr = self.file_at(&P(target.path.clone())).await?;
+        let fh = self.open(attr.ino, true, false).await?;
+        if let Some(data) = data {
+            if let Err(e) = t("write", self.fs().write(fh, 0, data)).await? {
+                self.fs().release(fh);
+                return Err(Stop::from(e));
+            }
+        }
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
+        let (reached, release) = self.backend.pause_upload(&target.name, parent);
+        let fs = self.fs().clone();
+        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
+        let held = tokio::select! {
+            r = reached => r.is_ok(),
+            _ = &mut pending => false,
+            _ = tokio::time::sleep(HANG) => false,
+        };
+        if !held {
+            self.backend.clear_pause();
+            self.fs().release(fh);
+            return fail("the upload to race was never made");
+        }
+        let fs = self.fs().clone();
+        let mut fsync = tokio::spawn(async move { fs.fsync(fh).await });
+        let early = tokio::select! {
+            r = &mut fsync => Some(r),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+        };
+        drop(release);
+        if early.is_some() {
+            return fail("fsync did not wait for the upload of its file in flight");
+        }
+        let synced = match tokio::time::timeout(HANG, fsync).await {
+            Ok(r) => r.map_err(|e| Stop::Fail(format!("fsync task: {e}")))?,
+            Err(_) => return fail("an fsync waiting for an upload hung"),
+        };
+        match tokio::time::timeout(HANG, pending).await {
+            Err(_) => return fail("finish_pending raced by an fsync hung"),
+            Ok(joined) => joined.map_err(|e| Stop::Fail(format!("finish_pending task: {e}")))?,
+        }
+        // The handle goes without storing anything more (fsync did).
+        let flushed = t("flush", self.fs().flush(fh)).await?;
+        self.fs().release(fh);
+        synced.map_err(Stop::from)?;
+        flushed.map_err(Stop::from)?;
+        Ok(Res::Ok)
     }
 }

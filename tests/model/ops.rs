@@ -178,6 +178,14 @@ pub enum Op {
         len: usize,
         seed: u8,
     },
+    /// fsync of a pending file (written again through the handle or not)
+    /// while its earlier version's upload is in flight: it waits for it.
+    RaceFsync {
+        pick: usize,
+        write: bool,
+        len: usize,
+        seed: u8,
+    },
 }
 
 /// One generated case: the write-back mode of the first core, and the ops.
@@ -316,6 +324,8 @@ fn around(k: &Knobs) -> impl Strategy<Value = Op> {
         k.w("race", 2) => (0..8usize).prop_map(|pick| Op::RaceUnlink { pick }),
         k.w("race", 2) => (0..8usize, len(), any::<u8>())
             .prop_map(|(pick, len, seed)| Op::RaceClose { pick, len, seed }),
+        k.w("race", 1) => (0..8usize, any::<bool>(), len(), any::<u8>())
+            .prop_map(|(pick, write, len, seed)| Op::RaceFsync { pick, write, len, seed }),
     ]
 }
 

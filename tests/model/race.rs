@@ -181,6 +181,7 @@ impl Model {
             }
             Place::Obj(k) => {
                 let e2 = self.pend_over.remove(&k).expect("a newer version");
+                self.rebind(Place::Obj(k), n1);
                 self.remove_replaced(cx, k);
                 for &a in &e1.also {
                     self.remove_replaced(cx, a);
@@ -192,5 +193,54 @@ impl Model {
                 self.pend_over.insert(n1, e2);
             }
         }
+    }
+
+    /// `finish_pending` uploads the queue; when it holds the target's
+    /// upload, a handle on the file (written again or not) is fsynced: it
+    /// waits for that upload, then stores what the handle wrote over it.
+    pub fn race_fsync(&mut self, cx: &mut Ctx, pick: usize, data: Option<&[u8]>) -> Res {
+        let Some(t) = self.race_close_target(pick) else {
+            return Res::Skip;
+        };
+        let p = t.place;
+        let fid = self.open_file(p, false);
+        if let Some(data) = data {
+            self.write(fid, 0, data);
+        }
+        self.retry_removals(cx);
+        self.upload_queue_until(cx, Some(p));
+        let in_flight = self.pending(p).unwrap().clone();
+        self.pending_mut(p).unwrap().queued = false;
+        let synced = if self.wb && self.files[&fid].dirty {
+            // Spooled at once, after the version in flight, then uploaded.
+            match self.commit(cx, fid) {
+                Res::Ok => {
+                    self.land_in_flight(cx, p, &in_flight);
+                    match self.files[&fid].place {
+                        Some(now) if self.pending(now).is_some() => {
+                            if let Some(pend) = self.pending_mut(now) {
+                                pend.queued = false;
+                            }
+                            self.upload_pending(cx, now)
+                                .map_or_else(Res::Err, |()| Res::Ok)
+                        }
+                        _ => Res::Ok,
+                    }
+                }
+                other => {
+                    let _ = self.upload_pending(cx, p);
+                    other
+                }
+            }
+        } else {
+            let _ = self.upload_pending(cx, p);
+            self.fsync(cx, fid)
+        };
+        self.upload_queue_until(cx, None);
+        let flushed = self.close(cx, fid);
+        if synced != Res::Ok {
+            return synced;
+        }
+        flushed
     }
 }

@@ -233,6 +233,12 @@ fn op(v: &V) -> Result<Op, String> {
         "RaceUnlink" => Op::RaceUnlink {
             pick: num(f, "pick")?,
         },
+        "RaceFsync" => Op::RaceFsync {
+            pick: num(f, "pick")?,
+            write: flag(f, "write")?,
+            len: num(f, "len")?,
+            seed: num(f, "seed")?,
+        },
         "RaceClose" => Op::RaceClose {
             pick: num(f, "pick")?,
             len: num(f, "len")?,

@@ -148,6 +148,15 @@ impl Model {
                 Ok(Res::Ok)
             }
             Op::RaceUnlink { pick } => Ok(self.race_unlink(cx, *pick)),
+            Op::RaceFsync {
+                pick,
+                write,
+                len,
+                seed,
+            } => {
+                let data = write.then(|| png_bytes(*len, *seed));
+                Ok(self.race_fsync(cx, *pick, data.as_deref()))
+            }
             Op::RaceClose { pick, len, seed } => {
                 Ok(self.race_close(cx, *pick, &png_bytes(*len, *seed)))
             }

@@ -131,7 +131,7 @@ impl Model {
     }
 
     /// A place's open files now stand for object `n`.
-    fn rebind(&mut self, from: Place, n: Key) {
+    pub fn rebind(&mut self, from: Place, n: Key) {
         let live = self.content(from);
         for f in self.files.values_mut() {
             if f.place == Some(from) {
