@@ -941,3 +941,22 @@ async fn write_back_rm_and_mv_of_spooled_files() {
     assert_eq!(stored[0].name, "target.png");
     assert_eq!(stored[0].size, Some(moved.len() as u64));
 }
+
+/// The kernel keeps an inode across a rename without looking it up again:
+/// a rewrite through it afterwards is stored under the new name.
+#[tokio::test]
+async fn a_rewrite_after_a_rename_keeps_the_new_name() {
+    let f = fixture(false, Duration::from_secs(60)).await;
+    let ino = write_file(&f.fs, ROOT, "a.png", &png_bytes(10, 1))
+        .await
+        .unwrap();
+    f.fs.rename(ROOT, "a.png", ROOT, "b.png", RenameFlags::default())
+        .await
+        .unwrap();
+    let new = png_bytes(20, 2);
+    rewrite(&f.fs, ino, &new).await.unwrap();
+    let stored = server_files(&f).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].name, "b.png");
+    assert_eq!(stored[0].size, Some(new.len() as u64));
+}

@@ -118,6 +118,13 @@ impl<B: Backend> MediaFs<B> {
         else {
             return Ok(false);
         };
+        log::debug!(
+            "storing inode {ino} as {:?} in {:?} ({} bytes, replacing {:?})",
+            upload.name,
+            upload.parent,
+            upload.len,
+            upload.replaces
+        );
         if let Some(earlier) = earlier {
             self.uploader.discard(&earlier);
         }

@@ -405,6 +405,7 @@ impl<B: Backend> MediaFs<B> {
                 .node(*ino)
                 .and_then(|n| n.object().cloned()),
         };
+        log::debug!("unlink {name:?} in {dir}: {entry:?}");
         if let Some(o) = &stored {
             self.remove_on_server(o).await?;
         }

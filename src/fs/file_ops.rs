@@ -140,27 +140,28 @@ impl<B: Backend> MediaFs<B> {
     pub async fn open(&self, ino: Ino, mode: OpenMode) -> FsResult<Opened> {
         if mode.write {
             self.writable()?;
-            let cell = self.staging_for(ino)?;
-            if mode.truncate {
-                let mut staged = cell.file.lock().await;
-                staged.set_len(0).map_err(Errno::from_io)?;
-                staged.loaded = true;
-                cell.len.store(0, Ordering::SeqCst);
-                cell.refused.store(false, Ordering::SeqCst);
-                cell.set_dirty(true);
+        }
+        // Counted before anything awaits: the release of another handle
+        // meanwhile must not settle the file under this one.
+        let keep_cache = {
+            let mut ns = self.ns.lock().unwrap();
+            let node = ns.node_mut(ino).ok_or(Errno(libc::ENOENT))?;
+            if node.file_kind() == FileKind::Dir {
+                return Err(Errno(libc::EISDIR));
+            }
+            node.open += 1;
+            let id = node.id().map(str::to_owned);
+            let settled = matches!(node.file(), Some(FileState::Stored(_)));
+            let keep_cache = !mode.write && settled && id.is_some() && node.page_cache_id == id;
+            node.page_cache_id = if mode.write { None } else { id };
+            keep_cache
+        };
+        if mode.write {
+            if let Err(e) = self.prepare_write(ino, mode.truncate).await {
+                self.closed(ino);
+                return Err(e);
             }
         }
-        let mut ns = self.ns.lock().unwrap();
-        let node = ns.node_mut(ino).ok_or(Errno(libc::ENOENT))?;
-        if node.file_kind() == FileKind::Dir {
-            return Err(Errno(libc::EISDIR));
-        }
-        node.open += 1;
-        let id = node.id().map(str::to_owned);
-        let settled = matches!(node.file(), Some(FileState::Stored(_)));
-        let keep_cache = !mode.write && settled && id.is_some() && node.page_cache_id == id;
-        node.page_cache_id = if mode.write { None } else { id };
-        drop(ns);
         let fh = self.new_fh(Handle::File {
             ino,
             write: mode.write,
@@ -169,9 +170,35 @@ impl<B: Backend> MediaFs<B> {
         Ok(Opened { fh, keep_cache })
     }
 
+    /// Stages a file opened for writing, emptied with `O_TRUNC`.
+    async fn prepare_write(&self, ino: Ino, truncate: bool) -> FsResult<()> {
+        let cell = self.staging_for(ino)?;
+        if truncate {
+            let mut staged = cell.file.lock().await;
+            staged.set_len(0).map_err(Errno::from_io)?;
+            staged.loaded = true;
+            cell.len.store(0, Ordering::SeqCst);
+            cell.refused.store(false, Ordering::SeqCst);
+            cell.set_dirty(true);
+        }
+        Ok(())
+    }
+
+    /// One user of a file fewer (a handle released, or an operation that
+    /// held it done): the last one settles it.
+    fn closed(&self, ino: Ino) {
+        if let Some(node) = self.ns.lock().unwrap().node_mut(ino) {
+            node.open = node.open.saturating_sub(1);
+        }
+        self.settle(ino);
+        self.ns.lock().unwrap().drop_if_unused(ino);
+    }
+
     pub async fn create(&self, dir: Ino, name: &str, exclusive: bool) -> FsResult<(Attr, Opened)> {
         self.writable()?;
-        if let Some(entry) = self.resolve(dir, name).await? {
+        let existing = self.resolve(dir, name).await?;
+        log::debug!("create {name:?} in {dir}: {existing:?}");
+        if let Some(entry) = existing {
             if exclusive {
                 return Err(Errno(libc::EEXIST));
             }
@@ -408,11 +435,7 @@ impl<B: Backend> MediaFs<B> {
         let ino = match handle {
             Handle::File { ino, .. } | Handle::Dir { dir: ino, .. } => ino,
         };
-        if let Some(node) = self.ns.lock().unwrap().node_mut(ino) {
-            node.open = node.open.saturating_sub(1);
-        }
-        self.settle(ino);
-        self.ns.lock().unwrap().drop_if_unused(ino);
+        self.closed(ino);
     }
 
     pub async fn setattr(&self, ino: Ino, change: SetAttr) -> FsResult<Attr> {
@@ -454,25 +477,28 @@ impl<B: Backend> MediaFs<B> {
     }
 
     async fn truncate(&self, ino: Ino, size: u64) -> FsResult<()> {
-        let (kind, open, current) = {
-            let ns = self.ns.lock().unwrap();
-            let node = ns.node(ino).ok_or(Errno(libc::ENOENT))?;
-            (
-                node.file_kind(),
-                node.open,
-                node.file().map_or(0, FileState::len),
-            )
+        // Held like a handle while it works, so that a release meanwhile
+        // does not settle the file under it.
+        let (others_open, current, staged) = {
+            let mut ns = self.ns.lock().unwrap();
+            let node = ns.node_mut(ino).ok_or(Errno(libc::ENOENT))?;
+            let Some(state) = node.file() else {
+                return Err(Errno(libc::EISDIR));
+            };
+            let (current, staged) = (state.len(), matches!(state, FileState::Staged { .. }));
+            node.open += 1;
+            (node.open > 1, current, staged)
         };
-        if kind == FileKind::Dir {
-            return Err(Errno(libc::EISDIR));
-        }
-        let staged_already = matches!(
-            self.ns.lock().unwrap().node(ino).and_then(|n| n.file()),
-            Some(FileState::Staged { .. })
-        );
-        if !staged_already && size == current {
-            return Ok(());
-        }
+        let result = if staged || size != current {
+            self.truncate_held(ino, size, others_open).await
+        } else {
+            Ok(())
+        };
+        self.closed(ino);
+        result
+    }
+
+    async fn truncate_held(&self, ino: Ino, size: u64, others_open: bool) -> FsResult<()> {
         let cell = self.staging_for(ino)?;
         {
             let mut staged = cell.file.lock().await;
@@ -484,11 +510,9 @@ impl<B: Backend> MediaFs<B> {
             cell.len.store(size, Ordering::SeqCst);
             cell.set_dirty(true);
         }
-        if open == 0 {
+        if !others_open {
             // truncate(2) with no open handle: store the result now.
-            let result = self.commit(ino, None, &[]).await;
-            self.settle(ino);
-            result?;
+            self.commit(ino, None, &[]).await?;
         }
         Ok(())
     }

@@ -39,6 +39,9 @@ impl<B: Backend> MediaFs<B> {
                     return Ok(());
                 }
             }
+            log::debug!(
+                "rename {name:?} in {dir} to {new_name:?} in {new_dir}: {source:?} over {target:?}"
+            );
             let replaced = match &target {
                 Some(Entry::Object(o)) => Some(o.clone()),
                 _ => None,
@@ -185,13 +188,7 @@ impl<B: Backend> MediaFs<B> {
             .map_err(|e| {
                 api_failure(&format!("renaming {:?} to {new_name:?}", current.name), &e)
             })?;
-        let mut ns = self.ns.lock().unwrap();
-        ns.listings.rename(&current.id, new_name);
-        if let Some(ino) = ns.ino_of(&current.id) {
-            if let Some(node) = ns.node_mut(ino) {
-                new_name.clone_into(&mut node.name);
-            }
-        }
+        self.ns.lock().unwrap().rename_object(&current.id, new_name);
         Ok(())
     }
 

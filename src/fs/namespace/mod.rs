@@ -156,25 +156,20 @@ impl Namespace {
             return;
         };
         name.clone_into(&mut node.name);
-        match &mut node.kind {
-            NodeKind::Dir(DirState::Folder(o)) | NodeKind::File(FileState::Stored(o)) => {
-                *o = object.clone();
+        if let Some(o) = node.object_mut().filter(|o| o.id == object.id) {
+            *o = object.clone();
+        }
+    }
+
+    /// An object this mount renamed on the server: its listings, and the
+    /// inode that stands for it, name it anew.
+    pub fn rename_object(&mut self, id: &str, name: &str) {
+        self.listings.rename(id, name);
+        if let Some(node) = self.by_id.get(id).and_then(|ino| self.nodes.get_mut(ino)) {
+            name.clone_into(&mut node.name);
+            if let Some(o) = node.object_mut().filter(|o| o.id == id) {
+                name.clone_into(&mut o.name);
             }
-            NodeKind::File(FileState::Spooled(Spooled {
-                stored: Some(o), ..
-            }))
-            | NodeKind::File(FileState::Staged {
-                over: Base::Stored(o),
-                ..
-            })
-            | NodeKind::File(FileState::Staged {
-                over:
-                    Base::Spooled(Spooled {
-                        stored: Some(o), ..
-                    }),
-                ..
-            }) if o.id == object.id => *o = object.clone(),
-            _ => {}
         }
     }
 

@@ -212,6 +212,27 @@ impl Node {
         }
     }
 
+    /// The node's copy of the server object it stands for, to update.
+    pub fn object_mut(&mut self) -> Option<&mut MediaObject> {
+        match &mut self.kind {
+            NodeKind::Dir(DirState::Folder(o)) => Some(o),
+            NodeKind::Dir(_) => None,
+            NodeKind::File(f) => match f {
+                FileState::Stored(o)
+                | FileState::Staged {
+                    over: Base::Stored(o),
+                    ..
+                } => Some(o),
+                FileState::Spooled(s)
+                | FileState::Staged {
+                    over: Base::Spooled(s),
+                    ..
+                } => s.stored.as_mut(),
+                FileState::Local(_) | FileState::Staged { .. } => None,
+            },
+        }
+    }
+
     pub fn id(&self) -> Option<&str> {
         self.object().map(|o| o.id.as_str())
     }

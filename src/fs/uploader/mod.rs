@@ -357,6 +357,7 @@ impl<B: Backend> Uploader<B> {
                 let errno = api_failure(&format!("uploading {:?}", upload.name), &e);
                 (e, errno)
             })?;
+        log::debug!("stored {:?} as {} (from {source:?})", upload.name, new.id);
         let landed = self
             .ns
             .lock()
