@@ -246,6 +246,10 @@ impl Harness {
         let Some(target) = self.model.race_target(pick) else {
             return Err(Stop::Skip);
         };
+        // The path is resolved before any upload: one landing may change
+        // what names its folders show under.
+        let path = P(target.path.clone());
+        let resolved = self.resolve(&path).await;
         let parent = target
             .parent
             .map(|k| self.model.objs[k].id.clone().expect("known"));
@@ -273,8 +277,7 @@ impl Harness {
         if !held {
             self.backend.clear_pause();
         }
-        let path = P(target.path.clone());
-        let unlinked = match self.resolve(&path).await {
+        let unlinked = match resolved {
             Ok((_, None)) => Err(errno(libc::ENOENT)),
             Ok((_, Some(attr))) if attr.kind == FileKind::Dir => Err(errno(libc::EISDIR)),
             Ok((dir, Some(_))) => {
@@ -325,6 +328,9 @@ impl Harness {
         let Some(target) = self.model.race_close_target(pick) else {
             return Err(Stop::Skip);
         };
+        // Opened and written before any upload: one landing may change what
+        // names its folders show under.
+        let written = self.race_close_write(&P(target.path.clone()), data).await;
         let parent = target
             .parent
             .map(|k| self.model.objs[k].id.clone().expect("known"));
@@ -340,7 +346,6 @@ impl Harness {
             self.backend.clear_pause();
             return fail("the upload to race was never made");
         }
-        let written = self.race_close_write(&P(target.path.clone()), data).await;
         let closed = match written {
             Ok(fh) => {
                 let fs = self.fs().clone();

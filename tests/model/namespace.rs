@@ -40,8 +40,7 @@ impl Model {
         }
         match dir {
             Dir::Srv(folder) if !junk(path.leaf()) => {
-                self.s_mkdir(cx, path.leaf(), folder)
-                    .map_err(|()| err(libc::EIO))?;
+                self.s_mkdir(cx, path.leaf(), folder).map_err(err)?;
             }
             _ => self.add_local_dir(dir, path.leaf()),
         }

@@ -127,14 +127,14 @@ impl Model {
             return Res::Skip;
         };
         let p = t.place;
+        let fid = self.open_file(p, true);
+        self.write(fid, 0, data);
         self.retry_removals(cx);
         self.upload_queue_until(cx, Some(p));
         let in_flight = self.pending(p).unwrap().clone();
         if let Some(pend) = self.pending_mut(p) {
             pend.queued = false;
         }
-        let fid = self.open_file(p, true);
-        self.write(fid, 0, data);
         let res = if self.wb {
             let res = self.close(cx, fid);
             self.land_in_flight(cx, p, &in_flight);

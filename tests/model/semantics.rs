@@ -193,18 +193,27 @@ impl Model {
         name: &str,
         parent: Option<Key>,
         bytes: Option<Arc<Vec<u8>>>,
-    ) -> Result<Key, ()> {
+    ) -> Result<Key, i32> {
         let kind = if bytes.is_some() {
             Kind::File
         } else {
             Kind::Dir
         };
-        match cx.step(call) {
+        let step = cx.step(call);
+        if parent.is_some_and(|p| !self.objs[p].active) {
+            // The service refuses a parent folder that is gone.
+            return Err(if step == Step::Ok {
+                libc::ENOENT
+            } else {
+                libc::EIO
+            });
+        }
+        match step {
             Step::Ok => Ok(self.push_obj(name, parent, kind, bytes)),
-            Step::Before => Err(()),
+            Step::Before => Err(libc::EIO),
             Step::After => {
                 self.push_obj(name, parent, kind, bytes);
-                Err(())
+                Err(libc::EIO)
             }
         }
     }
@@ -231,10 +240,9 @@ impl Model {
             parent,
             Some(Arc::new(bytes.to_vec())),
         )
-        .map_err(|()| libc::EIO)
     }
 
-    pub fn s_mkdir(&mut self, cx: &mut Ctx, name: &str, parent: Option<Key>) -> Result<Key, ()> {
+    pub fn s_mkdir(&mut self, cx: &mut Ctx, name: &str, parent: Option<Key>) -> Result<Key, i32> {
         self.s_make(cx, Call::CreateFolder, name, parent, None)
     }
 
