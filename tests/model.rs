@@ -32,6 +32,8 @@ mod ops;
 mod race;
 #[path = "model/reference.rs"]
 mod reference;
+#[path = "model/replay.rs"]
+mod replay;
 #[path = "model/semantics.rs"]
 mod semantics;
 #[path = "model/storage.rs"]
@@ -81,9 +83,11 @@ fn config(knobs: &Knobs, round: u64) -> Config {
     Config {
         cases: knobs.cases,
         source_file: Some(SOURCE),
-        failure_persistence: Some(Box::new(FileFailurePersistence::WithSource(
-            "proptest-regressions",
-        ))),
+        failure_persistence: Some(match &knobs.regressions {
+            // A file of one's own, to hunt while known failures are kept elsewhere.
+            Some(path) => Box::new(FileFailurePersistence::Direct(path.clone().leak())),
+            None => Box::new(FileFailurePersistence::WithSource("proptest-regressions")),
+        }),
         rng_seed: RngSeed::Fixed(knobs.seed.wrapping_add(round)),
         max_shrink_iters: knobs.shrink_iters,
         max_shrink_time: knobs.shrink_secs * 1000,
@@ -117,6 +121,25 @@ impl Drop for TempRoot {
 fn the_core_matches_the_model() {
     let _tmp = temp_in_memory();
     let knobs = Knobs::from_env();
+    if let Some(file) = std::env::var_os("MEDIAFS_MODEL_REPLAY") {
+        // One case, read from a file, instead of generated ones.
+        let text = std::fs::read_to_string(&file).expect("MEDIAFS_MODEL_REPLAY names a file");
+        let case = replay::parse(&text).unwrap_or_else(|e| panic!("cannot read the case: {e}"));
+        if let Err(why) = run_case(&case, &knobs) {
+            panic!("the core differs from the model\n{why}");
+        }
+        return;
+    }
+    // Shrunk failures of fixed bugs first, as they were found.
+    let regressions = knobs
+        .regressions
+        .clone()
+        .unwrap_or_else(|| SOURCE.replace(".rs", ".proptest-regressions"));
+    for (name, case) in replay::kept_cases(&regressions) {
+        if let Err(why) = run_case(&case, &knobs) {
+            panic!("the core differs from the model in kept case {name}\n{why}");
+        }
+    }
     let started = Instant::now();
     let ran = AtomicUsize::new(0);
     let strategy = ops::case(&knobs);

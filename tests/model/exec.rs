@@ -3,7 +3,9 @@
 use mediafs::fs::{FileKind, RenameFlags, SetAttr};
 
 use crate::common::png_bytes;
-use crate::harness::{fail, t, Harness, Stop, ADVANCE, H};
+use std::time::Duration;
+
+use crate::harness::{fail, t, Harness, Stop, ADVANCE, H, HANG};
 use crate::namespace::is_prefix;
 use crate::ops::{Op, P};
 use crate::semantics::Res;
@@ -79,7 +81,6 @@ impl Harness {
                 }
                 let attr = t("mkdir", self.fs().mkdir(dir, path.leaf())).await??;
                 self.count(attr.ino);
-                self.dirs.insert(attr.ino);
                 Ok(Res::Ok)
             }
             Op::Rmdir { path } => {
@@ -126,6 +127,18 @@ impl Harness {
                 Ok(Res::Ok)
             }
             Op::RaceUnlink { pick } => self.race(*pick).await,
+            Op::RaceFsync {
+                pick,
+                write,
+                len,
+                seed,
+            } => {
+                let data = write.then(|| png_bytes(*len, *seed));
+                self.race_fsync(*pick, data.as_deref()).await
+            }
+            Op::RaceClose { pick, len, seed } => {
+                self.race_close(*pick, &png_bytes(*len, *seed)).await
+            }
             _ => unreachable!("every op is handled"),
         }
     }
@@ -225,18 +238,24 @@ impl Harness {
         Ok(Res::Ok)
     }
 
-    /// Unlinks a file while its upload is held in flight.
+    /// Unlinks a file while its upload is held in flight: the unlink waits
+    /// for the upload, so it runs as a task of its own, and the upload is let
+    /// go once it had time to reach that wait.
     async fn race(&mut self, pick: usize) -> H<Res> {
         self.backend.disarm_all();
         let Some(target) = self.model.race_target(pick) else {
             return Err(Stop::Skip);
         };
+        // The path is resolved before any upload: one landing may change
+        // what names its folders show under.
+        let path = P(target.path.clone());
+        let resolved = self.resolve(&path).await;
         let parent = target
             .parent
             .map(|k| self.model.objs[k].id.clone().expect("known"));
         let (reached, release) = self.backend.pause_upload(&target.name, parent);
         let fs = self.fs().clone();
-        let mut task = match target.handle {
+        let mut upload = match target.handle {
             Some(h) => {
                 let (fh, _) = self.handles.remove(h);
                 tokio::spawn(async move {
@@ -250,24 +269,188 @@ impl Harness {
                 Ok(())
             }),
         };
-        let waited = tokio::select! {
+        let held = tokio::select! {
             r = reached => r.is_ok(),
-            _ = &mut task => false,
-            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => false,
+            _ = &mut upload => false,
+            _ = tokio::time::sleep(HANG) => false,
         };
-        if !waited {
+        if !held {
             self.backend.clear_pause();
         }
-        let unlinked = self.unlink(&P(target.path.clone())).await;
-        drop(release);
-        if !task.is_finished() {
-            match tokio::time::timeout(std::time::Duration::from_secs(5), task).await {
+        let unlinked = match resolved {
+            Ok((_, None)) => Err(errno(libc::ENOENT)),
+            Ok((_, Some(attr))) if attr.kind == FileKind::Dir => Err(errno(libc::EISDIR)),
+            Ok((dir, Some(_))) => {
+                let fs = self.fs().clone();
+                let leaf = path.leaf().to_owned();
+                let mut unlink = tokio::spawn(async move { fs.unlink(dir, &leaf).await });
+                // Time for the unlink to reach its wait for the upload.
+                let early = tokio::select! {
+                    r = &mut unlink => Some(r),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+                };
+                drop(release);
+                match early {
+                    Some(r) => Ok(r),
+                    None => match tokio::time::timeout(HANG, unlink).await {
+                        Ok(r) => Ok(r),
+                        Err(_) => return fail("the unlink raced with an upload hung"),
+                    },
+                }
+            }
+            Err(e) => {
+                drop(release);
+                Err(e)
+            }
+        };
+        if !upload.is_finished() {
+            match tokio::time::timeout(HANG, &mut upload).await {
                 Err(_) => return fail("the upload raced by an unlink hung"),
                 Ok(joined) => joined
                     .map_err(|e| Stop::Fail(format!("upload task: {e}")))?
                     .ok(),
             };
         }
-        unlinked
+        match unlinked? {
+            Ok(r) => r.map_err(Stop::from)?,
+            Err(e) => return fail(format!("unlink task: {e}")),
+        }
+        if !held {
+            return fail("the upload to race was never made");
+        }
+        Ok(Res::Ok)
+    }
+
+    /// Writes a pending file again while its earlier upload is held: with
+    /// write-back the close does not wait for it; without, it does.
+    async fn race_close(&mut self, pick: usize, data: &[u8]) -> H<Res> {
+        self.backend.disarm_all();
+        let Some(target) = self.model.race_close_target(pick) else {
+            return Err(Stop::Skip);
+        };
+        // Opened and written before any upload: one landing may change what
+        // names its folders show under.
+        let written = self.race_close_write(&P(target.path.clone()), data).await;
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
+        let (reached, release) = self.backend.pause_upload(&target.name, parent);
+        let fs = self.fs().clone();
+        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
+        let held = tokio::select! {
+            r = reached => r.is_ok(),
+            _ = &mut pending => false,
+            _ = tokio::time::sleep(HANG) => false,
+        };
+        if !held {
+            self.backend.clear_pause();
+            return fail("the upload to race was never made");
+        }
+        let closed = match written {
+            Ok(fh) => {
+                let fs = self.fs().clone();
+                let mut close = tokio::spawn(async move {
+                    let flushed = fs.flush(fh).await;
+                    fs.release(fh);
+                    flushed
+                });
+                let early = tokio::select! {
+                    r = &mut close => Some(r),
+                    _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+                };
+                if self.model.wb && early.is_none() {
+                    drop(release);
+                    return fail("with write-back, a close waited for an upload of the file");
+                }
+                drop(release);
+                match early {
+                    Some(r) => r,
+                    None => match tokio::time::timeout(HANG, close).await {
+                        Ok(r) => r,
+                        Err(_) => return fail("a close waiting for an upload hung"),
+                    },
+                }
+                .map_err(|e| Stop::Fail(format!("close task: {e}")))?
+                .map_err(Stop::from)
+            }
+            Err(e) => {
+                drop(release);
+                Err(e)
+            }
+        };
+        match tokio::time::timeout(HANG, pending).await {
+            Err(_) => return fail("finish_pending raced by a close hung"),
+            Ok(joined) => joined.map_err(|e| Stop::Fail(format!("finish_pending task: {e}")))?,
+        }
+        closed.map(|()| Res::Ok)
+    }
+
+    /// Opens the file at `path` with O_TRUNC and writes `data`: the handle.
+    async fn race_close_write(&mut self, path: &P, data: &[u8]) -> H<u64> {
+        let attr = self.file_at(path).await?;
+        let fh = self.open(attr.ino, true, true).await?;
+        match t("write", self.fs().write(fh, 0, data)).await? {
+            Ok(_) => Ok(fh),
+            Err(e) => {
+                self.fs().release(fh);
+                Err(Stop::from(e))
+            }
+        }
+    }
+
+    /// fsync while an upload of the same file is held: it must wait for it.
+    async fn race_fsync(&mut self, pick: usize, data: Option<&[u8]>) -> H<Res> {
+        self.backend.disarm_all();
+        let Some(target) = self.model.race_close_target(pick) else {
+            return Err(Stop::Skip);
+        };
+        let attr = self.file_at(&P(target.path.clone())).await?;
+        let fh = self.open(attr.ino, true, false).await?;
+        if let Some(data) = data {
+            if let Err(e) = t("write", self.fs().write(fh, 0, data)).await? {
+                self.fs().release(fh);
+                return Err(Stop::from(e));
+            }
+        }
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
+        let (reached, release) = self.backend.pause_upload(&target.name, parent);
+        let fs = self.fs().clone();
+        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
+        let held = tokio::select! {
+            r = reached => r.is_ok(),
+            _ = &mut pending => false,
+            _ = tokio::time::sleep(HANG) => false,
+        };
+        if !held {
+            self.backend.clear_pause();
+            self.fs().release(fh);
+            return fail("the upload to race was never made");
+        }
+        let fs = self.fs().clone();
+        let mut fsync = tokio::spawn(async move { fs.fsync(fh).await });
+        let early = tokio::select! {
+            r = &mut fsync => Some(r),
+            _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+        };
+        drop(release);
+        if early.is_some() {
+            return fail("fsync did not wait for the upload of its file in flight");
+        }
+        let synced = match tokio::time::timeout(HANG, fsync).await {
+            Ok(r) => r.map_err(|e| Stop::Fail(format!("fsync task: {e}")))?,
+            Err(_) => return fail("an fsync waiting for an upload hung"),
+        };
+        match tokio::time::timeout(HANG, pending).await {
+            Err(_) => return fail("finish_pending raced by an fsync hung"),
+            Ok(joined) => joined.map_err(|e| Stop::Fail(format!("finish_pending task: {e}")))?,
+        }
+        // The handle goes without storing anything more (fsync did).
+        let flushed = t("flush", self.fs().flush(fh)).await?;
+        self.fs().release(fh);
+        synced.map_err(Stop::from)?;
+        flushed.map_err(Stop::from)?;
+        Ok(Res::Ok)
     }
 }

@@ -22,7 +22,7 @@ use crate::store::Store;
 pub const TTL: Duration = Duration::from_secs(10);
 pub const ADVANCE: Duration = Duration::from_secs(11);
 /// A core call that takes longer than this is taken to hang.
-const HANG: Duration = Duration::from_secs(5);
+pub const HANG: Duration = Duration::from_secs(5);
 
 pub type Core = MediaFs<FaultyBackend>;
 
@@ -65,8 +65,6 @@ pub struct Harness {
     pub store: Store,
     /// Kernel lookups per inode, as the kernel would have to forget them.
     pub counts: BTreeMap<u64, u64>,
-    /// Inodes seen as directories.
-    pub dirs: std::collections::BTreeSet<u64>,
     /// Open write handles (fh, ino), in the model's order.
     pub handles: Vec<(u64, u64)>,
     pub model: Model,
@@ -83,6 +81,9 @@ impl Harness {
         // The service's rate limit is off in the emulator: off in the clients too.
         let client = || emu.client_with(|c| c.rate_limit = None);
         let backend = Arc::new(FaultyBackend::new(client()));
+        backend
+            .spaced
+            .store(!knobs.on("samems"), std::sync::atomic::Ordering::SeqCst);
         let store = Store::new(emu.base_url(), LOCATION);
         let mut h = Harness {
             other: client(),
@@ -93,9 +94,12 @@ impl Harness {
             clock: Clock::manual(),
             store,
             counts: BTreeMap::new(),
-            dirs: Default::default(),
             handles: Vec::new(),
-            model: Model::new(wb),
+            model: Model {
+                no_race_dups: !knobs.on("racedup"),
+                no_remote_over: !knobs.on("overgone"),
+                ..Model::new(wb)
+            },
             knobs,
             trace: Vec::new(),
             remote_files: 0,
@@ -133,10 +137,6 @@ impl Harness {
 
     /// Drops the core (after a clean close, or as it is) and makes a new one.
     pub async fn remount(&mut self, crash: bool, wb: bool) -> H<Res> {
-        if !self.knobs.on("leftover") {
-            // Nothing fails at unmount: nothing is left in the spool.
-            self.backend.disarm_all();
-        }
         if !crash {
             for (fh, _) in std::mem::take(&mut self.handles) {
                 let _ = t("flush at unmount", self.fs().flush(fh)).await?;
@@ -146,7 +146,6 @@ impl Harness {
         }
         self.handles.clear();
         self.counts.clear();
-        self.dirs.clear();
         let old = self.core.take().expect("a core");
         if Arc::strong_count(&old) != 1 {
             return fail("the old core is still referenced at remount");
@@ -163,9 +162,6 @@ impl Harness {
     pub async fn lookup(&mut self, dir: u64, name: &str) -> H<Attr> {
         let attr = t("lookup", self.fs().lookup(dir, name)).await??;
         self.count(attr.ino);
-        if attr.kind == FileKind::Dir {
-            self.dirs.insert(attr.ino);
-        }
         Ok(attr)
     }
 
@@ -271,11 +267,8 @@ impl Harness {
                 break Ok(());
             }
             if plus {
-                for (_, kind, ino) in &got {
+                for (_, _, ino) in &got {
                     self.count(*ino);
-                    if *kind == FileKind::Dir {
-                        self.dirs.insert(*ino);
-                    }
                 }
             }
             out.extend(got);
@@ -289,6 +282,8 @@ impl Harness {
         use crate::ops::Remote;
         let m = &self.model;
         let id_of = |k: usize| m.objs[k].id.clone().expect("known objects have ids");
+        let backend = self.backend.clone();
+        let spaced = backend.space().await;
         let outcome = match r {
             Remote::Upload {
                 dir,
@@ -318,7 +313,8 @@ impl Harness {
                     return Err(Stop::Skip);
                 };
                 let id = id_of(*k);
-                Box::pin(async move { self.other.rename(&id, name).await }) as Pending<'_>
+                let other = &self.other;
+                Box::pin(async move { other.rename(&id, name).await }) as Pending<'_>
             }
             Remote::Trash { pick } => {
                 let targets = m.remote_targets();
@@ -334,21 +330,13 @@ impl Harness {
         t("the other client", outcome)
             .await?
             .map_err(|e| Stop::Fail(format!("the other client failed: {e}")))?;
+        drop(spaced);
         Ok(Res::Ok)
     }
 
     /// Forgets every lookup of one inode the kernel holds, any inode.
     pub fn forget(&mut self, pick: usize) -> Res {
-        if self.spares_pending() {
-            return Res::Ok;
-        }
-        let dirs_too = self.knobs.on("forgetdir");
-        let live: Vec<(u64, u64)> = self
-            .counts
-            .iter()
-            .filter(|(i, _)| dirs_too || !self.dirs.contains(i))
-            .map(|(i, n)| (*i, *n))
-            .collect();
+        let live: Vec<(u64, u64)> = self.counts.iter().map(|(i, n)| (*i, *n)).collect();
         if let Some((ino, n)) = live.get(pick % live.len().max(1)) {
             self.fs().forget(*ino, *n);
             self.counts.remove(ino);
@@ -357,25 +345,9 @@ impl Harness {
     }
 
     /// Forgets every inode but those with an open handle.
-    /// With `forgetwb` off, nothing is forgotten while uploads are pending.
-    fn spares_pending(&self) -> bool {
-        let m = &self.model;
-        let pending = m.locals.values().any(|l| l.pend.is_some()) || !m.pend_over.is_empty();
-        !self.knobs.on("forgetwb") && pending
-    }
-
     pub fn forget_all(&mut self) -> Res {
-        if self.spares_pending() {
-            return Res::Ok;
-        }
         let open: Vec<u64> = self.handles.iter().map(|(_, ino)| *ino).collect();
-        let dirs_too = self.knobs.on("forgetdir");
-        let all: Vec<(u64, u64)> = self
-            .counts
-            .iter()
-            .filter(|(i, _)| dirs_too || !self.dirs.contains(i))
-            .map(|(i, n)| (*i, *n))
-            .collect();
+        let all: Vec<(u64, u64)> = self.counts.iter().map(|(i, n)| (*i, *n)).collect();
         for (ino, n) in all {
             if !open.contains(&ino) {
                 self.fs().forget(ino, n);

@@ -5,27 +5,38 @@
 //! - `MEDIAFS_MODEL_SEED=N`: the seed of the first round (default fixed, so
 //!   that CI runs the same cases every time; a failure's seed is also kept in
 //!   `tests/model.proptest-regressions`).
-//! - `MEDIAFS_MODEL_OFF=a,b,..`: switch off op kinds or features, to validate
-//!   the model on what works: `write`, `handles`, `fsync`, `truncate`,
-//!   `rename`, `mkdir`, `rmdir`, `unlink`, `read`, `readdir`, `forget`,
-//!   `remount`, `crash`, `writeback`, `remote`, `advance`, `faults`,
-//!   `pending`, `race`, `paging` (the walk lists with READDIRPLUS in
-//!   small pages; off: plain readdir, whole) and `evict` (tiny caches: 2
-//!   listings kept, 3 idle inodes; off: the defaults), `junkobj` (renames
-//!   may give a junk name to a server object; off: they never do),
-//!   `trunclocal` (truncate(2) of local files; off: read instead),
-//!   `forgetdir` (forgets of directory inodes; off: files only), `replay`
-//!   (remote changes are checked once the TTL has passed; off: once 31 s
-//!   have, past the time the core replays its own changes), `forgetwb`
-//!   (forgets while write-back uploads are pending; off: none then),
-//!   `inline` (fsync and renames of pending files upload in write-back
-//!   mode; off: fsync is a flush, such renames are reads), `leftover`
-//!   (a remount may leave failed uploads in the spool; off: no fault strikes
-//!   the drain, and no remount happens while a failed upload waits),
-//!   `emptypending` (O_TRUNC and truncate to 0 of pending files; off: never),
-//!   `unlinkopen` (unlinks of pending files open for writing; off: never),
-//!   `truncopen` (write-back truncate(2) of files open for writing; off: never).
-//!   `known` stands for every knob in [`KNOWN`]: what passes on today's core.
+//! - `MEDIAFS_MODEL_OFF=a,b,..`: switch off op kinds or features, to narrow
+//!   a failure down: `write`, `handles`, `fsync`, `truncate`, `rename`,
+//!   `mkdir`, `rmdir`, `unlink`, `read`, `readdir`, `forget`, `remount`,
+//!   `crash`, `writeback`, `remote`, `advance`, `faults`, `pending`, `race`,
+//!   `paging` (the walk lists with READDIRPLUS in small pages; off: plain
+//!   readdir, whole) and `evict` (tiny caches: 2 listings kept, 3 idle
+//!   inodes; off: the defaults). Everything is on by default.
+//!   Knobs that steer clear of one open core bug each (B1..B11 in the
+//!   report of the model test), to hunt for others meanwhile; drop a knob
+//!   once its bug is fixed:
+//!   - `racedup` (B1): an unlink racing an upload where another object of
+//!     the same name is on the server;
+//!   - `spoolopen` (B2, B3): renames of a spooled new file with a write
+//!     handle open;
+//!   - `overspool` (B4): renames over a file with a spooled version;
+//!   - `openmove` (B5): renames of an open local file with nothing
+//!     unwritten to where it would be uploaded;
+//!   - `syncspool` (B6): without write-back, rewrites of a spooled file
+//!     while an upload fault is armed;
+//!   - `truncnew` (B7): truncate(2) of a closed local file that is stored
+//!     at once and may fail;
+//!   - `renameback` (B8): a spooled new file that replaced something,
+//!     renamed again to a free name;
+//!   - `overgone` (B9): another client changes what a spooled new file
+//!     replaces;
+//!   - `samems` (B10): objects made within one millisecond (off: uploads
+//!     one at a time, 2 ms apart);
+//!   - `spooltype` (B11): a spooled new file renamed to a name its type
+//!     cannot be told from.
+//! - `MEDIAFS_MODEL_REGRESSIONS=PATH`: read and write shrunk failures in
+//!   PATH instead of `tests/model.proptest-regressions`.
+//! - `MEDIAFS_MODEL_REPLAY=FILE`: run the one case in FILE (see `replay.rs`).
 //! - `MEDIAFS_MODEL_OPS=MIN..MAX`: ops per case (default 20..60).
 //! - `MEDIAFS_MODEL_VERBOSE=1`: print every step.
 //! - `MEDIAFS_MODEL_SHRINK=N`: shrink a failure at most N times (default 1000),
@@ -34,28 +45,8 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-/// What `MEDIAFS_MODEL_OFF=known` switches off: each knob steers clear of
-/// one discrepancy the model finds in today's core, so that the rest can be
-/// checked while those are being fixed.
-pub const KNOWN: &[&str] = &[
-    "evict",        // a node interned is pruned at once: ENOENT
-    "paging",       // READDIRPLUS skips an entry whose undone lookup drops its node
-    "forgetdir",    // local entries vanish with their parent dir's inode
-    "forgetwb",     // a forget drops a spooled upload
-    "replay",       // own changes replayed 30 s hide remote renames and trashes
-    "crash",        // spool entries left by a crash are invisible and not uploaded
-    "leftover",     // same for uploads that failed in an earlier mount
-    "race",         // unlink during an upload resurrects the file
-    "inline",       // fsync and renames of pending files hang without the worker
-    "trunclocal",   // truncate of a local file, then any release, drops it
-    "junkobj",      // rewrites of a server object with a junk name are dropped
-    "emptypending", // emptying a pending file answers Ok and uploads the old bytes
-    "unlinkopen",   // writes to an open unlinked pending file fail with ENOENT
-    "truncopen",    // write-back truncate with a handle open stores at once
-];
-
 /// Cases CI runs by default (each a fresh emulator and a few dozen ops).
-pub const DEFAULT_CASES: u32 = 256;
+pub const DEFAULT_CASES: u32 = 1024;
 const DEFAULT_SEED: u64 = 0x6d65_6469_6166_7301;
 
 #[derive(Debug, Clone)]
@@ -69,6 +60,7 @@ pub struct Knobs {
     pub verbose: bool,
     pub shrink_iters: u32,
     pub shrink_secs: u32,
+    pub regressions: Option<String>,
 }
 
 fn var(name: &str) -> Option<String> {
@@ -97,10 +89,6 @@ impl Knobs {
                 .unwrap_or_default()
                 .split(',')
                 .map(str::trim)
-                .flat_map(|s| match s {
-                    "known" => KNOWN.to_vec(),
-                    s => vec![s],
-                })
                 .filter(|s| !s.is_empty())
                 .map(str::to_owned)
                 .collect(),
@@ -110,6 +98,7 @@ impl Knobs {
             shrink_iters: var("MEDIAFS_MODEL_SHRINK").map_or(1000, |v| {
                 v.parse().expect("MEDIAFS_MODEL_SHRINK is a number")
             }),
+            regressions: var("MEDIAFS_MODEL_REGRESSIONS"),
             shrink_secs: var("MEDIAFS_MODEL_SHRINK_SECONDS").map_or(60, |v| {
                 v.parse().expect("MEDIAFS_MODEL_SHRINK_SECONDS is a number")
             }),

@@ -40,8 +40,7 @@ impl Model {
         }
         match dir {
             Dir::Srv(folder) if !junk(path.leaf()) => {
-                self.s_mkdir(cx, path.leaf(), folder)
-                    .map_err(|()| err(libc::EIO))?;
+                self.s_mkdir(cx, path.leaf(), folder).map_err(err)?;
             }
             _ => self.add_local_dir(dir, path.leaf()),
         }
@@ -56,6 +55,7 @@ impl Model {
             kind: Kind::Dir,
             bytes: Vec::new(),
             pend: None,
+            over: Vec::new(),
         };
         self.locals.insert(l, local);
     }
@@ -93,9 +93,7 @@ impl Model {
         match place {
             Place::Obj(k) => {
                 self.s_trash(cx, k).map_err(|()| err(libc::EIO))?;
-                self.pend_over.remove(&k);
-                self.unlink_files(place);
-                self.drop_locals_in(Dir::Srv(Some(k)));
+                self.forget_object(k);
             }
             Place::Loc(l) => self.drop_local(l),
         }
@@ -111,6 +109,8 @@ impl Model {
         }
     }
 
+    /// A local entry goes (its pending upload too); what it was renamed
+    /// over stays hidden until the next mount.
     pub fn drop_local(&mut self, l: LKey) {
         self.drop_locals_in(Dir::Loc(l));
         self.unlink_files(Place::Loc(l));
@@ -165,58 +165,183 @@ impl Model {
                 _ => {}
             }
         }
-        let src = match src {
-            Place::Loc(l) if matches!(tdir, Dir::Srv(_)) && !junk(to.leaf()) => {
-                self.store_first(cx, l)?
-            }
-            other => other,
+        let replaced = match tgt {
+            Some(Place::Obj(k)) => Some(k),
+            _ => None,
         };
-        match src {
-            Place::Loc(l) => self.move_local(l, tdir, to.leaf()),
-            Place::Obj(_) if sdir != tdir => return Err(err(libc::EXDEV)),
-            Place::Obj(k) => self
-                .s_rename(cx, k, to.leaf())
-                .map_err(|()| err(libc::EIO))?,
-        }
+        let taken_care_of = match src {
+            Place::Obj(k) => {
+                if sdir != tdir {
+                    return Err(err(libc::EXDEV));
+                }
+                // Bytes written or pending go first, so the name moves with them.
+                let k = self.store_now(cx, k)?;
+                self.s_rename(cx, k, to.leaf())
+                    .map_err(|()| err(libc::EIO))?;
+                false
+            }
+            Place::Loc(l) => self.move_local_file(cx, l, tdir, to.leaf(), replaced)?,
+        };
         if let Some(t) = tgt {
-            // If this fails, both stay: nothing is lost.
-            let _ = self.remove_place(cx, t);
+            self.replace_target(cx, t, taken_care_of);
         }
         Ok(Res::Ok)
     }
 
-    /// A new file not stored yet, about to take a name that stays: stored
-    /// first. Returns where it is now.
-    fn store_first(&mut self, cx: &mut Ctx, l: LKey) -> R<Place> {
-        if let Some(fid) = self.fid_at(Place::Loc(l)) {
-            if self.files[&fid].dirty {
-                let out = self.commit(cx, fid);
-                if out != Res::Ok {
-                    return Err(out);
-                }
+    /// A stored object's pending bytes, stored before it is renamed: what
+    /// handles wrote, then its pending version (uploaded now, also with
+    /// write-back). Returns the object that holds them.
+    fn store_now(&mut self, cx: &mut Ctx, mut k: Key) -> R<Key> {
+        if let Some(fid) = self.fid_at(Place::Obj(k)) {
+            let out = self.commit(cx, fid);
+            if out != Res::Ok {
+                return Err(out);
+            }
+            if let Some(Place::Obj(n)) = self.files[&fid].place {
+                k = n;
             }
         }
-        if self.locals.get(&l).is_some_and(|loc| loc.pend.is_some()) {
-            self.upload_pending(cx, Place::Loc(l)).map_err(err)?;
+        if self.pend_over.contains_key(&k) {
+            let new = self.objs.len();
+            self.upload_pending(cx, Place::Obj(k)).map_err(err)?;
+            k = new;
         }
-        if self.locals.contains_key(&l) {
-            Ok(Place::Loc(l))
-        } else {
-            Ok(Place::Obj(self.objs.len() - 1))
+        Ok(k)
+    }
+
+    /// Gives a file or directory of this mount only its new name: `Ok(true)`
+    /// when it was stored (or spooled) replacing `replaced`, which is then
+    /// taken care of.
+    fn move_local_file(
+        &mut self,
+        cx: &mut Ctx,
+        l: LKey,
+        tdir: Dir,
+        name: &str,
+        replaced: Option<Key>,
+    ) -> R<bool> {
+        let local = &self.locals[&l];
+        let kind = local.kind;
+        let pending = local.pend.is_some();
+        let fid = self.fid_at(Place::Loc(l));
+        let dirty = fid.is_some_and(|f| self.files[&f].dirty);
+        let bytes = local.bytes.clone();
+        let uploadable = self.uploadable(tdir, name, &bytes, pending);
+        if kind == Kind::Dir {
+            self.move_local(l, tdir, name);
+            return Ok(false);
         }
+        if pending {
+            // Its bytes are bound for the server: they cannot become local.
+            let Some(folder) = uploadable.filter(|_| !junk(name)) else {
+                return Err(err(libc::EXDEV));
+            };
+            if dirty {
+                // New bytes written over a spooled file: stored under the new name.
+                self.store_moved(cx, l, tdir, name, folder, replaced)?;
+                self.set_dirty(fid.unwrap(), false);
+                return Ok(true);
+            }
+            if !crate::semantics::tellable(name, &bytes) {
+                // The checks an upload makes hold for what is spooled.
+                return Err(err(libc::EINVAL));
+            }
+            // Only where its record says it goes changes.
+            self.move_over(l, tdir, name, replaced);
+            return Ok(true);
+        }
+        if let Some(fid) = fid {
+            // A new file open for writing just moves; it is stored at close.
+            self.move_over(l, tdir, name, replaced);
+            if uploadable.is_some() {
+                self.set_dirty(fid, true);
+            }
+            return Ok(true);
+        }
+        match uploadable {
+            Some(folder) => {
+                self.store_moved(cx, l, tdir, name, folder, replaced)?;
+                Ok(true)
+            }
+            None => {
+                self.move_local(l, tdir, name);
+                Ok(false)
+            }
+        }
+    }
+
+    /// A local file stored under a new name by a rename: uploaded now (it
+    /// fails with nothing moved), or spooled there.
+    fn store_moved(
+        &mut self,
+        cx: &mut Ctx,
+        l: LKey,
+        tdir: Dir,
+        name: &str,
+        folder: Option<Key>,
+        replaced: Option<Key>,
+    ) -> R<()> {
+        let bytes = self.locals[&l].bytes.clone();
+        if bytes.is_empty() || self.wb && !crate::semantics::tellable(name, &bytes) {
+            // Emptied bytes of a spooled file, or a type that cannot be told.
+            return Err(err(libc::EINVAL));
+        }
+        let old = self.locals[&l].clone();
+        self.move_over(l, tdir, name, replaced);
+        if let Err(e) = self.store_local(cx, l, name, folder, bytes) {
+            // Nothing moved.
+            self.locals.insert(l, old);
+            if let Some(k) = replaced {
+                self.hidden_now.remove(&k);
+            }
+            return Err(err(e));
+        }
+        Ok(())
+    }
+
+    /// A local file takes a new name over `replaced`, which is hidden now
+    /// and removed once the file is stored.
+    fn move_over(&mut self, l: LKey, dir: Dir, name: &str, replaced: Option<Key>) {
+        self.move_local(l, dir, name);
+        if let Some(k) = replaced {
+            self.locals.get_mut(&l).unwrap().over.push(k);
+            self.hidden_now.insert(k);
+        }
+    }
+
+    /// What a rename replaced goes: removed now, or (when the source's
+    /// storing takes care of it) hidden until then.
+    fn replace_target(&mut self, cx: &mut Ctx, t: Place, taken_care_of: bool) {
+        match t {
+            Place::Obj(k) => {
+                if !taken_care_of {
+                    self.remove_replaced(cx, k);
+                }
+                self.forget_object(k);
+            }
+            Place::Loc(l) => self.drop_local(l),
+        }
+    }
+
+    /// An object removed from this mount's sight (unlinked, replaced): its
+    /// pending bytes are dropped, its open files unlinked, local entries in it gone.
+    pub fn forget_object(&mut self, k: Key) {
+        if let Some(pend) = self.pend_over.remove(&k) {
+            self.hidden_now.extend(pend.also);
+        }
+        self.unlink_files(Place::Obj(k));
+        self.drop_locals_in(Dir::Srv(Some(k)));
     }
 
     fn move_local(&mut self, l: LKey, dir: Dir, name: &str) {
         let local = self.locals.get_mut(&l).unwrap();
         local.parent = dir;
         local.name = name.to_owned();
-        if matches!(dir, Dir::Loc(_)) || junk(name) {
-            local.pend = None;
-        }
     }
 
     /// A new core: after closing every handle and draining (clean), or as
-    /// the old one was (crash). What stays: the server, and pending uploads.
+    /// the old one was (crash). What stays: the server, pending uploads,
+    /// and the replaced objects whose removal failed (hidden).
     pub fn remount(&mut self, cx: &mut Ctx, crash: bool, wb: bool) -> Res {
         if !crash {
             while !self.handles.is_empty() {
@@ -227,17 +352,42 @@ impl Model {
         self.handles.clear();
         self.files.clear();
         self.locals.retain(|_, l| l.pend.is_some());
-        for local in self.locals.values_mut() {
+        self.hidden_now.clear();
+        for l in self.locals.keys().copied().collect::<Vec<_>>() {
+            let local = self.locals.get_mut(&l).unwrap();
             let pend = local.pend.as_mut().unwrap();
-            pend.failed = false;
+            pend.queued = true;
             local.bytes = pend.bytes.to_vec();
+            self.adopt_over(l);
         }
         for pend in self.pend_over.values_mut() {
-            pend.failed = false;
+            pend.queued = true;
         }
-        self.hidden.clear();
+        for local in self.locals.values() {
+            self.hidden_now.extend(local.over.iter().copied());
+        }
+        for pend in self.pend_over.values() {
+            self.hidden_now.extend(pend.also.iter().copied());
+        }
         self.wb = wb;
         Res::Ok
+    }
+
+    /// A spooled new file renamed over objects shows, in the next mount,
+    /// over the last of them: as its pending rewrite, the others hidden.
+    fn adopt_over(&mut self, l: LKey) {
+        let local = &self.locals[&l];
+        let Some(&last) = local.over.last() else {
+            return;
+        };
+        let o = &self.objs[last];
+        if !(o.active && o.name == local.name && local.parent == Dir::Srv(o.parent)) {
+            return;
+        }
+        let local = self.locals.remove(&l).unwrap();
+        let mut pend = local.pend.unwrap();
+        pend.also = local.over[..local.over.len() - 1].to_vec();
+        self.pend_over.insert(last, pend);
     }
 
     /// Server folders another client may upload into: the root, then each.
@@ -268,8 +418,14 @@ impl Model {
     /// Server objects another client may rename or trash: those this mount
     /// holds no unstored bytes at or below.
     pub fn remote_targets(&self) -> Vec<Key> {
+        let over: Vec<Key> = self
+            .locals
+            .values()
+            .filter(|l| l.pend.is_some() && self.no_remote_over)
+            .flat_map(|l| l.over.iter().copied())
+            .collect();
         (0..self.objs.len())
-            .filter(|k| self.objs[*k].active && !self.busy(Place::Obj(*k)))
+            .filter(|k| self.objs[*k].active && !self.busy(Place::Obj(*k)) && !over.contains(k))
             .collect()
     }
 

@@ -171,6 +171,21 @@ pub enum Op {
     RaceUnlink {
         pick: usize,
     },
+    /// Writes a pending file again (O_TRUNC, a write, close) while its
+    /// earlier version's upload (`finish_pending`) is in flight.
+    RaceClose {
+        pick: usize,
+        len: usize,
+        seed: u8,
+    },
+    /// fsync of a pending file (written again through the handle or not)
+    /// while its earlier version's upload is in flight: it waits for it.
+    RaceFsync {
+        pick: usize,
+        write: bool,
+        len: usize,
+        seed: u8,
+    },
 }
 
 /// One generated case: the write-back mode of the first core, and the ops.
@@ -203,7 +218,9 @@ const ANY_LEAVES: &[&str] = &[
     "d2",
     ".Trashes",
 ];
-pub const REMOTE_NAMES: &[&str] = &["a.png", "a.png", "b.png", "c.jpg", "d1", "d2"];
+/// Another client may give a junk name too: a stored object with one is
+/// still the server's (rewrites of it are uploaded).
+pub const REMOTE_NAMES: &[&str] = &["a.png", "a.png", "b.png", "c.jpg", "d1", "d2", ".DS_Store"];
 
 fn path_with(leaves: &'static [&'static str]) -> impl Strategy<Value = P> {
     let depth = prop_oneof![6 => Just(0usize), 4 => Just(1usize), 2 => Just(2usize)];
@@ -305,6 +322,10 @@ fn around(k: &Knobs) -> impl Strategy<Value = Op> {
         k.w("faults", 6) => (call(), any::<bool>()).prop_map(|(call, after)| Op::Arm { call, after }),
         k.w("pending", 4) => Just(Op::RunPending),
         k.w("race", 2) => (0..8usize).prop_map(|pick| Op::RaceUnlink { pick }),
+        k.w("race", 2) => (0..8usize, len(), any::<u8>())
+            .prop_map(|(pick, len, seed)| Op::RaceClose { pick, len, seed }),
+        k.w("race", 1) => (0..8usize, any::<bool>(), len(), any::<u8>())
+            .prop_map(|(pick, write, len, seed)| Op::RaceFsync { pick, write, len, seed }),
     ]
 }
 

@@ -50,9 +50,14 @@ pub enum Place {
 pub struct Pend {
     /// Spool order: uploads go oldest first.
     pub seq: u64,
-    /// Its upload failed in this mount: tried again at the next one.
-    pub failed: bool,
+    /// In the upload queue: `finish_pending` takes it (once: an upload of
+    /// it that fails there is tried again by fsync and at the next mount).
+    pub queued: bool,
     pub bytes: Arc<Vec<u8>>,
+    /// A rewrite's other objects it replaces besides its own (a spooled new
+    /// file renamed over several, adopted after a remount as the rewrite of
+    /// the last): hidden until it is stored, then removed.
+    pub also: Vec<Key>,
 }
 
 #[derive(Clone, Debug)]
@@ -64,6 +69,9 @@ pub struct Local {
     pub bytes: Vec<u8>,
     /// A new file closed in write-back mode, waiting for its upload.
     pub pend: Option<Pend>,
+    /// Objects it was renamed over before it was stored (while open, or
+    /// spooled): hidden now, removed once it is stored.
+    pub over: Vec<Key>,
 }
 
 /// A file open for writing: where it is, and what is written but not stored.
@@ -85,13 +93,23 @@ pub struct Model {
     pub locals: BTreeMap<LKey, Local>,
     /// Write-back rewrites of stored objects, not uploaded yet.
     pub pend_over: BTreeMap<Key, Pend>,
-    /// Replaced objects whose removal failed: this mount hides them.
+    /// Replaced objects whose removal failed: hidden, also by later mounts
+    /// (`removals.json`), their removal retried by `finish_pending`.
     pub hidden: BTreeSet<Key>,
+    /// Objects replaced by bytes not stored yet (or never: a new file whose
+    /// close failed, or that was unlinked): hidden until the next mount.
+    pub hidden_now: BTreeSet<Key>,
     pub files: BTreeMap<Fid, FileState>,
     /// The open write handles, in the harness's order.
     pub handles: Vec<Fid>,
     pub wb: bool,
     pub next: u64,
+    /// Knob `racedup` off: no unlink races an upload into a folder where
+    /// the mount shows another object of the same name.
+    pub no_race_dups: bool,
+    /// Knob `overgone` off: another client never changes what a spooled
+    /// new file replaces.
+    pub no_remote_over: bool,
 }
 
 /// Junk names, as SEMANTICS.md lists them.
@@ -184,6 +202,12 @@ impl Model {
         }
     }
 
+    /// Whether this mount hides a server object (replaced, its removal
+    /// pending or failed).
+    pub fn is_hidden(&self, k: Key) -> bool {
+        self.hidden.contains(&k) || self.hidden_now.contains(&k)
+    }
+
     /// A directory's entries, as the mount must list them.
     pub fn entries(&self, d: Dir) -> BTreeMap<String, Place> {
         let mut out = BTreeMap::new();
@@ -192,7 +216,7 @@ impl Model {
                 .objs
                 .iter()
                 .enumerate()
-                .filter(|(k, o)| o.active && o.parent == folder && !self.hidden.contains(k))
+                .filter(|(k, o)| o.active && o.parent == folder && !self.is_hidden(*k))
                 .collect();
             for (name, k) in entry_names(&members) {
                 out.insert(name, Place::Obj(k));

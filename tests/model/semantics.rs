@@ -148,6 +148,18 @@ impl Model {
                 Ok(Res::Ok)
             }
             Op::RaceUnlink { pick } => Ok(self.race_unlink(cx, *pick)),
+            Op::RaceFsync {
+                pick,
+                write,
+                len,
+                seed,
+            } => {
+                let data = write.then(|| png_bytes(*len, *seed));
+                Ok(self.race_fsync(cx, *pick, data.as_deref()))
+            }
+            Op::RaceClose { pick, len, seed } => {
+                Ok(self.race_close(cx, *pick, &png_bytes(*len, *seed)))
+            }
         };
         out.unwrap_or_else(|res| res)
     }
@@ -181,18 +193,27 @@ impl Model {
         name: &str,
         parent: Option<Key>,
         bytes: Option<Arc<Vec<u8>>>,
-    ) -> Result<Key, ()> {
+    ) -> Result<Key, i32> {
         let kind = if bytes.is_some() {
             Kind::File
         } else {
             Kind::Dir
         };
-        match cx.step(call) {
+        let step = cx.step(call);
+        if parent.is_some_and(|p| !self.objs[p].active) {
+            // The service refuses a parent folder that is gone.
+            return Err(if step == Step::Ok {
+                libc::ENOENT
+            } else {
+                libc::EIO
+            });
+        }
+        match step {
             Step::Ok => Ok(self.push_obj(name, parent, kind, bytes)),
-            Step::Before => Err(()),
+            Step::Before => Err(libc::EIO),
             Step::After => {
                 self.push_obj(name, parent, kind, bytes);
-                Err(())
+                Err(libc::EIO)
             }
         }
     }
@@ -219,10 +240,9 @@ impl Model {
             parent,
             Some(Arc::new(bytes.to_vec())),
         )
-        .map_err(|()| libc::EIO)
     }
 
-    pub fn s_mkdir(&mut self, cx: &mut Ctx, name: &str, parent: Option<Key>) -> Result<Key, ()> {
+    pub fn s_mkdir(&mut self, cx: &mut Ctx, name: &str, parent: Option<Key>) -> Result<Key, i32> {
         self.s_make(cx, Call::CreateFolder, name, parent, None)
     }
 
@@ -291,7 +311,7 @@ impl Model {
     }
 
     /// Opens the file at `p` for writing: one more handle on its [`Fid`].
-    fn open_file(&mut self, p: Place, trunc: bool) -> Fid {
+    pub fn open_file(&mut self, p: Place, trunc: bool) -> Fid {
         let fid = self.fid_at(p).unwrap_or_else(|| {
             let fid = self.bump();
             let state = FileState {
@@ -319,6 +339,7 @@ impl Model {
             kind: Kind::File,
             bytes: Vec::new(),
             pend: None,
+            over: Vec::new(),
         };
         self.locals.insert(l, local);
         let fid = self.open_file(Place::Loc(l), false);
@@ -378,7 +399,7 @@ impl Model {
         Ok(Res::Ok)
     }
 
-    fn write(&mut self, fid: Fid, off: u64, data: &[u8]) -> Res {
+    pub fn write(&mut self, fid: Fid, off: u64, data: &[u8]) -> Res {
         if self.files[&fid].place.is_none() {
             return Res::Ok; // unlinked: what it writes is discarded
         }

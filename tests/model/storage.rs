@@ -19,15 +19,32 @@ fn res(r: Result<(), i32>) -> Res {
 }
 
 impl Model {
-    fn set_dirty(&mut self, fid: Fid, dirty: bool) {
+    pub fn set_dirty(&mut self, fid: Fid, dirty: bool) {
         self.files.get_mut(&fid).unwrap().dirty = dirty;
     }
 
-    fn new_pend(&mut self, bytes: Vec<u8>) -> Pend {
+    pub fn new_pend(&mut self, bytes: Vec<u8>, also: Vec<Key>) -> Pend {
         Pend {
             seq: self.bump(),
-            failed: false,
+            queued: true,
             bytes: Arc::new(bytes),
+            also,
+        }
+    }
+
+    /// Whether a local file named `name` in `dir` with these bytes would be
+    /// uploaded: in a server folder, not junk, not empty (a pending file is
+    /// bound for the server whatever its name).
+    pub fn uploadable(
+        &self,
+        dir: Dir,
+        name: &str,
+        bytes: &[u8],
+        pending: bool,
+    ) -> Option<Option<Key>> {
+        match dir {
+            Dir::Srv(folder) if pending || !junk(name) && !bytes.is_empty() => Some(folder),
+            _ => None,
         }
     }
 
@@ -50,33 +67,44 @@ impl Model {
 
     fn commit_local(&mut self, cx: &mut Ctx, fid: Fid, l: LKey) -> Result<(), i32> {
         let local = &self.locals[&l];
+        let pending = local.pend.is_some();
         let (name, bytes) = (local.name.clone(), local.bytes.clone());
-        if bytes.is_empty() && local.pend.is_some() {
+        if bytes.is_empty() && pending {
             // Closed once, it will be stored: emptied, as a stored file.
             return Err(libc::EINVAL);
         }
-        let folder = match local.parent {
-            Dir::Srv(folder) if !junk(&name) && !bytes.is_empty() => folder,
-            _ => {
-                // Junk, in a local dir, or empty: it stays in this mount.
-                if bytes.is_empty() {
-                    self.locals.get_mut(&l).unwrap().pend = None;
-                }
-                self.set_dirty(fid, false);
-                return Ok(());
-            }
+        let Some(folder) = self.uploadable(local.parent, &name, &bytes, pending) else {
+            // Junk, in a local dir, or empty: it stays in this mount.
+            self.set_dirty(fid, false);
+            return Ok(());
         };
+        self.store_local(cx, l, &name, folder, bytes)?;
+        self.set_dirty(fid, false);
+        Ok(())
+    }
+
+    /// Stores a local file's bytes as `name` in `folder`: uploaded now, or
+    /// with write-back spooled (superseding an earlier spooled version).
+    pub fn store_local(
+        &mut self,
+        cx: &mut Ctx,
+        l: LKey,
+        name: &str,
+        folder: Option<Key>,
+        bytes: Vec<u8>,
+    ) -> Result<(), i32> {
         if self.wb {
-            if !tellable(&name, &bytes) {
+            if !tellable(name, &bytes) {
                 return Err(libc::EINVAL);
             }
-            let pend = self.new_pend(bytes);
-            self.locals.get_mut(&l).unwrap().pend = Some(pend);
+            let pend = self.new_pend(bytes.clone(), Vec::new());
+            let local = self.locals.get_mut(&l).unwrap();
+            local.bytes = bytes;
+            local.pend = Some(pend);
         } else {
-            let n = self.s_upload(cx, &name, folder, &bytes)?;
-            self.became_object(Place::Loc(l), n);
+            let n = self.s_upload(cx, name, folder, &bytes)?;
+            self.became_object(cx, Place::Loc(l), n);
         }
-        self.set_dirty(fid, false);
         Ok(())
     }
 
@@ -90,7 +118,8 @@ impl Model {
             if !tellable(&name, &bytes) {
                 return Err(libc::EINVAL);
             }
-            let pend = self.new_pend(bytes);
+            let also = self.pend_over.get(&k).map(|p| p.also.clone());
+            let pend = self.new_pend(bytes, also.unwrap_or_default());
             self.pend_over.insert(k, pend);
             self.files.get_mut(&fid).unwrap().staged = None;
         } else {
@@ -102,7 +131,7 @@ impl Model {
     }
 
     /// A place's open files now stand for object `n`.
-    fn rebind(&mut self, from: Place, n: Key) {
+    pub fn rebind(&mut self, from: Place, n: Key) {
         let live = self.content(from);
         for f in self.files.values_mut() {
             if f.place == Some(from) {
@@ -112,20 +141,36 @@ impl Model {
         }
     }
 
-    /// A local file was uploaded as object `n`.
-    fn became_object(&mut self, from: Place, n: Key) {
+    /// A local file was uploaded as object `n`: what it was renamed over goes.
+    pub fn became_object(&mut self, cx: &mut Ctx, from: Place, n: Key) {
         self.rebind(from, n);
         if let Place::Loc(l) = from {
-            self.locals.remove(&l);
+            let local = self.locals.remove(&l).unwrap();
+            for k in local.over {
+                self.remove_replaced(cx, k);
+            }
         }
     }
 
-    /// Object `k` was rewritten as `n`: `k` is trashed, or hidden if that fails.
-    fn replaced(&mut self, cx: &mut Ctx, k: Key, n: Key) {
+    /// Object `k` was rewritten as `n`: `k` is trashed, or hidden if that
+    /// fails; so are the others its pending version replaced.
+    pub fn replaced(&mut self, cx: &mut Ctx, k: Key, n: Key) {
         self.rebind(Place::Obj(k), n);
-        self.pend_over.remove(&k);
+        let also = self.pend_over.remove(&k).map(|p| p.also);
+        self.remove_replaced(cx, k);
+        for a in also.unwrap_or_default() {
+            self.remove_replaced(cx, a);
+        }
+    }
+
+    /// A replaced object is removed; if that fails, it stays on the server,
+    /// hidden by this mount and the next ones until a retry removes it.
+    pub fn remove_replaced(&mut self, cx: &mut Ctx, k: Key) {
+        self.hidden_now.remove(&k);
         if self.s_trash(cx, k).is_err() {
             self.hidden.insert(k);
+        } else {
+            self.hidden.remove(&k);
         }
     }
 
@@ -137,16 +182,26 @@ impl Model {
             return;
         }
         let f = self.files.remove(&fid).unwrap();
-        if let (true, Some(Place::Loc(l))) = (f.dirty, f.place) {
-            let local = self.locals.get_mut(&l).unwrap();
+        let Some(Place::Loc(l)) = f.place else {
+            return;
+        };
+        let local = self.locals.get_mut(&l).unwrap();
+        if f.dirty {
             match &local.pend {
                 // A pending file keeps what was closed before.
                 Some(pend) => local.bytes = pend.bytes.to_vec(),
-                // A new file that could not be stored leaves no entry.
+                // A new file that could not be stored leaves no entry; what
+                // it was renamed over stays hidden until the next mount.
                 None => {
-                    self.locals.remove(&l);
+                    self.drop_local(l);
+                    return;
                 }
             }
+        }
+        if local.pend.is_none() {
+            // Not stored: what it was renamed over stays hidden (until the
+            // next mount) and is not removed when it is stored later.
+            local.over.clear();
         }
     }
 
@@ -163,7 +218,8 @@ impl Model {
         self.close(cx, fid)
     }
 
-    /// `fsync`: stores the file and waits for its pending upload.
+    /// `fsync`: stores the file, and uploads its pending version now (also
+    /// one whose upload failed before).
     pub fn fsync(&mut self, cx: &mut Ctx, fid: Fid) -> Res {
         let out = self.commit(cx, fid);
         if out != Res::Ok {
@@ -182,62 +238,66 @@ impl Model {
         }
     }
 
-    /// Uploads a pending file (EIO at once if it failed in this mount).
-    pub fn upload_pending(&mut self, cx: &mut Ctx, p: Place) -> Result<(), i32> {
-        let pend = self.pending(p).expect("pending").clone();
-        if pend.failed {
-            return Err(libc::EIO);
+    pub fn pending_mut(&mut self, p: Place) -> Option<&mut Pend> {
+        match p {
+            Place::Loc(l) => self.locals.get_mut(&l)?.pend.as_mut(),
+            Place::Obj(k) => self.pend_over.get_mut(&k),
         }
-        let (name, parent) = match p {
+    }
+
+    /// Where a pending upload goes: its name and folder.
+    pub fn pending_target(&self, p: Place) -> (String, Option<Key>) {
+        match p {
             Place::Loc(l) => match self.locals[&l].parent {
                 Dir::Srv(folder) => (self.locals[&l].name.clone(), folder),
                 Dir::Loc(_) => unreachable!("nothing in a local dir is pending"),
             },
             Place::Obj(k) => (self.objs[k].name.clone(), self.objs[k].parent),
-        };
+        }
+    }
+
+    /// Uploads a pending file now, whether or not it failed before.
+    pub fn upload_pending(&mut self, cx: &mut Ctx, p: Place) -> Result<(), i32> {
+        let pend = self.pending(p).expect("pending").clone();
+        let (name, parent) = self.pending_target(p);
         match self.s_upload(cx, &name, parent, &pend.bytes) {
             Ok(n) => {
                 match p {
-                    Place::Loc(_) => self.became_object(p, n),
+                    Place::Loc(_) => self.became_object(cx, p, n),
                     Place::Obj(k) => self.replaced(cx, k, n),
                 }
                 Ok(())
             }
-            Err(e) => {
-                match p {
-                    Place::Loc(l) => {
-                        self.locals
-                            .get_mut(&l)
-                            .unwrap()
-                            .pend
-                            .as_mut()
-                            .unwrap()
-                            .failed = true
-                    }
-                    Place::Obj(k) => self.pend_over.get_mut(&k).unwrap().failed = true,
-                }
-                Err(e)
-            }
+            Err(e) => Err(e),
         }
     }
 
-    /// Every pending upload not failed in this mount, oldest first.
+    /// Every pending upload in the queue, oldest first.
     pub fn pending_places(&self) -> Vec<Place> {
         let mut all: Vec<(u64, Place)> = self
             .locals
             .iter()
             .filter_map(|(l, loc)| Some((loc.pend.as_ref()?, Place::Loc(*l))))
             .chain(self.pend_over.iter().map(|(k, p)| (p, Place::Obj(*k))))
-            .filter(|(p, _)| !p.failed)
+            .filter(|(p, _)| p.queued)
             .map(|(p, place)| (p.seq, place))
             .collect();
         all.sort();
         all.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// `finish_pending`: removals that failed are tried again, then the
+    /// queued uploads run, oldest first.
     pub fn run_pending(&mut self, cx: &mut Ctx) {
-        for p in self.pending_places() {
-            let _ = self.upload_pending(cx, p);
+        self.retry_removals(cx);
+        self.upload_queue_until(cx, None);
+    }
+
+    pub fn retry_removals(&mut self, cx: &mut Ctx) {
+        for k in self.hidden.clone() {
+            if self.s_trash(cx, k).is_ok() {
+                self.hidden.remove(&k);
+            }
         }
     }
 
@@ -275,32 +335,16 @@ impl Model {
 
     fn truncate_local(&mut self, cx: &mut Ctx, l: LKey, bytes: Vec<u8>) -> Result<(), i32> {
         let local = &self.locals[&l];
+        let pending = local.pend.is_some();
         let name = local.name.clone();
-        if bytes.is_empty() && local.pend.is_some() {
+        if bytes.is_empty() && pending {
             return Err(libc::EINVAL);
         }
-        let folder = match local.parent {
-            Dir::Srv(folder) if !junk(&name) && !bytes.is_empty() => folder,
-            _ => {
-                let local = self.locals.get_mut(&l).unwrap();
-                local.bytes = bytes;
-                local.pend = None;
-                return Ok(());
-            }
-        };
-        if self.wb {
-            if !tellable(&name, &bytes) {
-                return Err(libc::EINVAL);
-            }
-            let pend = self.new_pend(bytes.clone());
-            let local = self.locals.get_mut(&l).unwrap();
-            local.bytes = bytes;
-            local.pend = Some(pend);
+        let Some(folder) = self.uploadable(local.parent, &name, &bytes, pending) else {
+            self.locals.get_mut(&l).unwrap().bytes = bytes;
             return Ok(());
-        }
-        let n = self.s_upload(cx, &name, folder, &bytes)?;
-        self.became_object(Place::Loc(l), n);
-        Ok(())
+        };
+        self.store_local(cx, l, &name, folder, bytes)
     }
 
     fn truncate_obj(&mut self, cx: &mut Ctx, k: Key, bytes: Vec<u8>) -> Result<(), i32> {
@@ -312,7 +356,8 @@ impl Model {
             if !tellable(&name, &bytes) {
                 return Err(libc::EINVAL);
             }
-            let pend = self.new_pend(bytes);
+            let also = self.pend_over.get(&k).map(|p| p.also.clone());
+            let pend = self.new_pend(bytes, also.unwrap_or_default());
             self.pend_over.insert(k, pend);
             return Ok(());
         }
