@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
 
 use super::namespace::{Base, FileState, Ino, Namespace, NodeKind, Spooled};
-use super::uploader::{self, new_file_key, Source, Staged, StagingCell, Upload};
+use super::uploader::{self, new_file_key, Bytes, Source, Staged, StagingCell, Upload};
 use super::{Backend, Errno, FsResult, MediaFs, Stale};
 use crate::api::MediaObject;
 
@@ -125,12 +125,14 @@ impl<B: Backend> MediaFs<B> {
             upload.len,
             upload.replaces
         );
-        if let Some(earlier) = earlier {
-            self.uploader.discard(&earlier);
-        }
+        // The earlier entry goes only once these bytes are safe: stored,
+        // or in the spool in its place.
         if self.config.write_back {
             let file = pending.file.unwrap_or_else(new_file_key);
             self.spool_cell(ino, &cell, &mut staged, &file, &upload, stored.as_ref())?;
+            if let Some(earlier) = earlier {
+                self.uploader.discard(&earlier);
+            }
             let mut ns = self.ns.lock().unwrap();
             for id in replaces {
                 // Shown no more: these bytes take its place once stored.
@@ -145,6 +147,9 @@ impl<B: Backend> MediaFs<B> {
             .store(&upload, staged.path(), &Source::Cell(ino))
             .await
             .map_err(|(_, errno)| errno)?;
+        if let Some(earlier) = earlier {
+            self.uploader.discard(&earlier);
+        }
         cell.set_dirty(false);
         if let Some((dir, name)) = to {
             self.ns.lock().unwrap().place(ino, dir, name);
@@ -175,8 +180,12 @@ impl<B: Backend> MediaFs<B> {
             return Ok(None);
         }
         let spooled = node.spooled.is_some();
-        let Some(mut upload) =
-            uploader::check(&dest, node.stored.as_ref(), spooled, cell, staged.path())?
+        let Some(mut upload) = uploader::check(
+            &dest,
+            node.stored.as_ref(),
+            spooled,
+            &Bytes::staged(cell, staged.path()),
+        )?
         else {
             cell.set_dirty(false);
             return Ok(None);
