@@ -499,6 +499,47 @@ impl<B: Backend> MediaFs<B> {
     }
 
     async fn truncate_held(&self, ino: Ino, size: u64, others_open: bool) -> FsResult<()> {
+        // A closed file of this mount only is its cell: truncated in a
+        // copy, so that it stays as it was if the result cannot be stored.
+        let before = if others_open {
+            None
+        } else {
+            self.copy_local(ino).await?
+        };
+        let result = self.truncate_staged(ino, size, others_open).await;
+        if let (Err(_), Some(before)) = (&result, before) {
+            let mut ns = self.ns.lock().unwrap();
+            if let Some(NodeKind::File(state)) = ns.node_mut(ino).map(|n| &mut n.kind) {
+                *state = FileState::Local(before);
+            }
+        }
+        result
+    }
+
+    /// Gives a closed local file a copy of its cell, and returns the
+    /// original; `None` for any other file.
+    async fn copy_local(&self, ino: Ino) -> FsResult<Option<Arc<StagingCell>>> {
+        let original = match self.ns.lock().unwrap().node(ino).and_then(|n| n.file()) {
+            Some(FileState::Local(cell)) => cell.clone(),
+            _ => return Ok(None),
+        };
+        let copy = self.new_staging(true, 0)?;
+        {
+            let from = original.file.lock().await;
+            let to = copy.file.lock().await;
+            std::fs::copy(from.path(), to.path()).map_err(Errno::from_io)?;
+            copy.len.store(original.len(), Ordering::SeqCst);
+            copy.set_dirty(original.is_dirty());
+        }
+        let mut ns = self.ns.lock().unwrap();
+        match ns.node_mut(ino).map(|n| &mut n.kind) {
+            Some(NodeKind::File(state @ FileState::Local(_))) => *state = FileState::Local(copy),
+            _ => return Ok(None),
+        }
+        Ok(Some(original))
+    }
+
+    async fn truncate_staged(&self, ino: Ino, size: u64, others_open: bool) -> FsResult<()> {
         let cell = self.staging_for(ino)?;
         {
             let mut staged = cell.file.lock().await;
