@@ -186,8 +186,14 @@ impl<B: Backend> MediaFs<B> {
         let Some(key) = key else { return Ok(None) };
         for _ in 0..3 {
             tokio::try_join!(self.refresh_tree(), self.refresh_listing(&key))?;
-            if let Some(view) = self.ns.lock().unwrap().listings.view(&key) {
-                return Ok(Some(view));
+            let mut ns = self.ns.lock().unwrap();
+            if let Some(view) = ns.listings.view(&key) {
+                if !ns.settle_adopted(dir, &key, &view) {
+                    return Ok(Some(view));
+                }
+                if let Some(view) = ns.listings.view(&key) {
+                    return Ok(Some(view));
+                }
             }
         }
         Err(Errno(libc::EIO))
@@ -340,6 +346,7 @@ impl<B: Backend> MediaFs<B> {
                     .map_err(|e| api_failure(&format!("creating folder {name:?}"), &e))?;
                 let mut ns = self.ns.lock().unwrap();
                 ns.listings.add(folder.clone());
+                ns.listings.check_namesakes(&folder);
                 // A folder just made is empty: no need to ask.
                 ns.listings.set_empty(Some(folder.id.clone()));
                 Entry::Object(folder)
@@ -394,8 +401,17 @@ impl<B: Backend> MediaFs<B> {
             Some(ino) => Some(self.hold_uploads(ino).await),
             None => None,
         };
-        // An upload in flight may have stored the file meanwhile.
-        let entry = self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?;
+        // An upload in flight may have stored the file meanwhile: what it
+        // stored goes, whatever name the server gives it among others.
+        let live = node.filter(|ino| {
+            let ns = self.ns.lock().unwrap();
+            ns.node(*ino)
+                .is_some_and(|n| !n.unlinked && n.parent == dir)
+        });
+        let entry = match live {
+            Some(ino) => Entry::Local(ino),
+            None => self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?,
+        };
         let stored = match &entry {
             Entry::Object(o) => Some(o.clone()),
             Entry::Local(ino) => self
@@ -412,12 +428,15 @@ impl<B: Backend> MediaFs<B> {
         if let (Some(ino), Some(held)) = (self.node_of(&entry), uploads_held.as_mut()) {
             self.discard_spooled(ino, held).await?;
         }
+        if let Some(o) = &stored {
+            self.mark_unlinked(dir, &Entry::Object(o.clone()));
+        }
         self.mark_unlinked(dir, &entry);
         Ok(())
     }
 
     /// The inode an entry has now, if any.
-    fn node_of(&self, entry: &Entry) -> Option<Ino> {
+    pub(super) fn node_of(&self, entry: &Entry) -> Option<Ino> {
         match entry {
             Entry::Local(ino) => Some(*ino),
             Entry::Object(o) => self.ns.lock().unwrap().ino_of(&o.id),

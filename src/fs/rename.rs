@@ -5,15 +5,17 @@
 
 use super::dir_ops::Entry;
 use super::namespace::{Base, FileState, Ino, NodeKind};
+use super::uploader::{self, Bytes};
 use super::{api_failure, Backend, Errno, FileKind, FsResult, MediaFs, RenameFlags};
 use crate::api::MediaObject;
 
-/// A spooled new file's pending entry, if that is what a node is.
+/// A spooled new file's pending entry, if that is what a node is, also
+/// while a handle has it open again.
 fn spooled_new(state: Option<&FileState>) -> Option<String> {
-    match state? {
-        FileState::Spooled(s) if s.stored.is_none() => Some(s.entry.clone()),
-        _ => None,
-    }
+    state?
+        .spooled()
+        .filter(|s| s.stored.is_none())
+        .map(|s| s.entry.clone())
 }
 
 impl<B: Backend> MediaFs<B> {
@@ -150,13 +152,16 @@ impl<B: Backend> MediaFs<B> {
             return false;
         };
         let NodeKind::File(FileState::Staged {
+            cell,
             over: Base::New,
             renamed_over,
-            ..
         }) = &mut node.kind
         else {
             return false;
         };
+        // Its bytes may have stayed here under the old name (junk, say):
+        // under the new one, its close stores them.
+        cell.set_dirty(true);
         renamed_over.extend(replaces.iter().cloned());
         for id in replaces {
             ns.listings.supersede(id);
@@ -193,7 +198,8 @@ impl<B: Backend> MediaFs<B> {
     }
 
     /// A spooled new file takes its new name in its spool record: uploaded
-    /// under it later, replacing what it was renamed over. Its bytes are
+    /// under it later, replacing what it was renamed over; what a handle
+    /// wrote over it since is stored under the new name now. Its bytes are
     /// bound for the server: a move where nothing is uploaded (a junk name,
     /// a folder of this mount) is refused like a move across folders.
     async fn move_spooled(
@@ -204,6 +210,25 @@ impl<B: Backend> MediaFs<B> {
         new_name: &str,
         replaces: &[String],
     ) -> FsResult<Option<bool>> {
+        let (dest, written) = {
+            let ns = self.ns.lock().unwrap();
+            let written = ns
+                .node(ino)
+                .and_then(|n| n.file()?.staging())
+                .is_some_and(|cell| cell.is_dirty());
+            (self.destination(&ns, new_dir, new_name, false), written)
+        };
+        if dest.folder.is_none() || dest.junk {
+            // Its bytes are bound for the server: they cannot become local.
+            return Err(Errno(libc::EXDEV));
+        }
+        if written
+            && self
+                .commit(ino, Some((new_dir, new_name)), replaces)
+                .await?
+        {
+            return Ok(Some(true));
+        }
         let Some(record) = self.uploader.record(entry) else {
             return Ok(None);
         };
@@ -213,16 +238,18 @@ impl<B: Backend> MediaFs<B> {
             // Stored while this waited: a stored object now.
             return Ok(None);
         };
-        let dest = {
-            let ns = self.ns.lock().unwrap();
-            self.destination(&ns, new_dir, new_name, false)
+        // The same checks as any upload: its type must still be told.
+        let data = self.uploader.data_path(entry);
+        let bytes = Bytes {
+            path: &data,
+            len: record.size,
+            refused: false,
         };
-        let (Some(folder), false) = (dest.folder, dest.junk) else {
-            // Its bytes are bound for the server: they cannot become local.
+        let Some(upload) = uploader::check(&dest, None, true, &bytes)? else {
             return Err(Errno(libc::EXDEV));
         };
-        record.name = new_name.to_owned();
-        record.parent = folder;
+        record.name = upload.name;
+        record.parent = upload.parent;
         record.replaces.extend(replaces.iter().cloned());
         self.uploader.rewrite_record(entry, &record)?;
         let mut ns = self.ns.lock().unwrap();
@@ -234,9 +261,10 @@ impl<B: Backend> MediaFs<B> {
         Ok(Some(true))
     }
 
-    /// The entry the source was renamed over goes: removed on the server
-    /// unless the source's upload takes care of it (a failed removal is
-    /// kept, hidden, and tried again), and gone from this mount.
+    /// The entry the source was renamed over goes: its pending bytes are
+    /// dropped, it is removed on the server unless the source's upload
+    /// takes care of it (a failed removal is kept, hidden, and tried
+    /// again), and it is gone from this mount.
     async fn replace_target(
         &self,
         new_dir: Ino,
@@ -244,12 +272,45 @@ impl<B: Backend> MediaFs<B> {
         target: &Entry,
         taken_care_of: bool,
     ) {
-        if let (Entry::Object(old), false) = (target, taken_care_of) {
-            // The renamed object holds the name already: if this removal
+        let ino = self.node_of(target);
+        let mut held = match ino {
+            Some(ino) => Some(self.hold_uploads(ino).await),
+            None => None,
+        };
+        let mut old: Vec<String> = match target {
+            Entry::Object(o) if !taken_care_of => vec![o.id.clone()],
+            _ => Vec::new(),
+        };
+        if let (Some(ino), Some(held)) = (ino, held.as_mut()) {
+            // An upload of it that was in flight stored a version the
+            // source's upload does not know of: that one goes too.
+            let now = self
+                .ns
+                .lock()
+                .unwrap()
+                .node(ino)
+                .and_then(|n| n.id().map(str::to_owned));
+            let known = match target {
+                Entry::Object(o) => Some(&o.id),
+                Entry::Local(_) => None,
+            };
+            old.extend(now.filter(|id| Some(id) != known));
+            if let Err(e) = self.discard_spooled(ino, held).await {
+                log::warn!(
+                    "{new_name:?} was replaced, but its handles still open cannot read on: {e:?}"
+                );
+            }
+        }
+        for id in &old {
+            // The renamed file holds the name already: if this removal
             // fails, both stay on the server and nothing is lost.
-            self.ns.lock().unwrap().listings.supersede(&old.id);
-            self.uploader.remove_replaced(&old.id, new_name).await;
+            self.ns.lock().unwrap().listings.supersede(id);
+            self.uploader.remove_replaced(id, new_name).await;
         }
         self.mark_unlinked(new_dir, target);
+        if let (Entry::Object(_), Some(ino)) = (target, ino) {
+            // Bound to a newer version meanwhile, its node goes as well.
+            self.mark_unlinked(new_dir, &Entry::Local(ino));
+        }
     }
 }

@@ -230,6 +230,28 @@ impl Listings {
         self.remember(OwnChange::Created(object));
     }
 
+    /// An object this mount made whose name another visible object of its
+    /// folder has too: which of them gets the plain name goes by their
+    /// creation times, and the service does not say when it made this one
+    /// (an upload answers its id and URL only). The folder is fetched
+    /// again at its next look, so that every listing and every machine
+    /// name them alike.
+    pub fn check_namesakes(&mut self, object: &MediaObject) {
+        let key = &object.parent_id;
+        let namesake = |o: &MediaObject| {
+            o.id != object.id && o.name == object.name && !self.superseded.contains(&o.id)
+        };
+        if object.is_folder() {
+            if self.folders.values().any(|f| &f.parent_id == key && namesake(f)) {
+                self.tree_fetched = None;
+                self.views.clear();
+            }
+        } else if self.files.peek(key).is_some_and(|l| l.files.iter().any(namesake)) {
+            self.files.pop(key);
+            self.views.remove(key);
+        }
+    }
+
     /// An object this mount removed on the server.
     pub fn remove(&mut self, id: &str) {
         let parent = match self.folders.remove(id) {

@@ -35,6 +35,17 @@ pub struct Landed {
     pub newer_entry: Option<String>,
 }
 
+/// A spool entry of an earlier mount that replaces an object.
+#[derive(Debug)]
+struct Adopted {
+    spooled: Spooled,
+    folder: FolderKey,
+    /// The library name it is uploaded as, and the name it is shown under
+    /// if it does not become the object's state.
+    name: String,
+    shown: String,
+}
+
 #[derive(Debug)]
 pub struct Namespace {
     nodes: HashMap<Ino, Node>,
@@ -46,8 +57,9 @@ pub struct Namespace {
     /// Files with bytes in the write-back spool, by the spool's file key.
     spooled_files: HashMap<String, Ino>,
     /// Spool entries of an earlier mount that replace an object no inode
-    /// stands for yet: they become its state when it is looked up.
-    adopted: HashMap<String, Spooled>,
+    /// stands for yet, by its id: they become its state when it is looked
+    /// up, if it still has their name and folder.
+    adopted: HashMap<String, Adopted>,
     /// New files of an earlier mount's spool, by folder, until the folder
     /// has an inode to show them under.
     adopted_new: HashMap<String, Vec<(String, Spooled)>>,
@@ -129,7 +141,12 @@ impl Namespace {
         }
         let kind = if object.is_folder() {
             NodeKind::Dir(DirState::Folder(object.clone()))
-        } else if let Some(mut spooled) = self.adopted.remove(&object.id) {
+        } else if let Some(adopted) = self
+            .adopted
+            .remove(&object.id)
+            .filter(|a| a.name == object.name)
+        {
+            let mut spooled = adopted.spooled;
             spooled.stored = Some(object.clone());
             NodeKind::File(FileState::Spooled(spooled))
         } else {
@@ -354,6 +371,7 @@ impl Namespace {
         for id in replaced {
             self.listings.supersede(id);
         }
+        self.listings.check_namesakes(new);
         let ino = match source {
             Source::Cell(ino) => Some(*ino),
             Source::Entry { file, .. } => self.spooled_file(file),
@@ -388,30 +406,63 @@ impl Namespace {
     }
 
     /// A spool entry left by an earlier mount, shown at once: a new file
-    /// becomes an entry of its folder (once the folder has an inode); a
-    /// rewrite becomes the state of the object it replaces when that is
-    /// looked up.
+    /// becomes an entry of its folder (once the folder has an inode); one
+    /// that replaces an object becomes that object's state when it is
+    /// looked up, if the object still has its name (see
+    /// [`Self::settle_adopted`]).
     pub fn adopt(
         &mut self,
         spooled: Spooled,
         folder: FolderKey,
-        name: &str,
+        (name, shown): (&str, &str),
         replaces: Option<&str>,
     ) {
         match (replaces, folder) {
-            (Some(id), _) => {
-                self.adopted.insert(id.to_owned(), spooled);
+            (Some(id), folder) => {
+                let adopted = Adopted {
+                    spooled,
+                    folder,
+                    name: name.to_owned(),
+                    shown: shown.to_owned(),
+                };
+                self.adopted.insert(id.to_owned(), adopted);
             }
-            (None, None) => self.add_adopted(ROOT, name, spooled),
+            (None, None) => self.add_adopted(ROOT, shown, spooled),
             (None, Some(folder)) => match self.by_id.get(&folder).copied() {
-                Some(dir) => self.add_adopted(dir, name, spooled),
+                Some(dir) => self.add_adopted(dir, shown, spooled),
                 None => self
                     .adopted_new
                     .entry(folder)
                     .or_default()
-                    .push((name.to_owned(), spooled)),
+                    .push((shown.to_owned(), spooled)),
             },
         }
+    }
+
+    /// Once a folder's listing is known: an adopted entry whose object is
+    /// gone from it or renamed meanwhile (elsewhere, or by this file's own
+    /// renames before the crash) is a new file under its own name, and the
+    /// object stays hidden until the upload replaces it. True when any
+    /// such entry changed the listing.
+    pub fn settle_adopted(&mut self, dir: Ino, key: &FolderKey, view: &View) -> bool {
+        let astray: Vec<String> = self
+            .adopted
+            .iter()
+            .filter(|(id, a)| {
+                &a.folder == key
+                    && !view
+                        .entries
+                        .values()
+                        .any(|o| &o.id == *id && o.name == a.name)
+            })
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &astray {
+            let adopted = self.adopted.remove(id).expect("just found");
+            self.listings.supersede(id);
+            self.add_adopted(dir, &adopted.shown, adopted.spooled);
+        }
+        !astray.is_empty()
     }
 
     fn add_adopted(&mut self, dir: Ino, name: &str, spooled: Spooled) {
@@ -422,7 +473,7 @@ impl Namespace {
 
     /// An adopted entry whose upload landed before any inode showed it.
     pub fn forget_adopted(&mut self, file: &str) {
-        self.adopted.retain(|_, s| s.file != file);
+        self.adopted.retain(|_, a| a.spooled.file != file);
         for entries in self.adopted_new.values_mut() {
             entries.retain(|(_, s)| s.file != file);
         }

@@ -67,6 +67,25 @@ pub struct Destination {
     pub junk: bool,
 }
 
+/// The bytes an upload would store.
+pub struct Bytes<'a> {
+    pub path: &'a Path,
+    pub len: u64,
+    /// Part of them never made it into staging (see [`StagingCell::refused`]).
+    pub refused: bool,
+}
+
+impl<'a> Bytes<'a> {
+    /// What a staging cell holds, in the file at `path`.
+    pub fn staged(cell: &StagingCell, path: &'a Path) -> Bytes<'a> {
+        Bytes {
+            path,
+            len: cell.len(),
+            refused: cell.refused.load(Ordering::SeqCst),
+        }
+    }
+}
+
 /// The checks before an upload, the same for every path: what storing the
 /// staged bytes at `dest` would be, `None` when they stay in this mount
 /// (junk, a folder of this mount, a new empty file), or the error the
@@ -77,11 +96,10 @@ pub fn check(
     dest: &Destination,
     stored: Option<&MediaObject>,
     spooled: bool,
-    cell: &StagingCell,
-    data: &Path,
+    bytes: &Bytes,
 ) -> FsResult<Option<Upload>> {
     let name = dest.name.as_str();
-    if cell.refused.load(Ordering::SeqCst) {
+    if bytes.refused {
         // Part of the file never made it into staging: uploading the rest
         // would store a truncated file.
         return Err(Errno(libc::EFBIG));
@@ -90,7 +108,7 @@ pub fn check(
     let Some(parent) = dest.folder.clone().filter(|_| bound || !dest.junk) else {
         return Ok(None);
     };
-    let len = cell.len();
+    let len = bytes.len;
     if len == 0 {
         if !bound {
             // The library holds no empty files: a new one stays local
@@ -102,7 +120,7 @@ pub fn check(
         );
         return Err(Errno(libc::EINVAL));
     }
-    let content_type = mime::detect_file(data, name)
+    let content_type = mime::detect_file(bytes.path, name)
         .map_err(Errno::from_io)?
         .ok_or_else(|| {
             log::warn!("cannot tell the type of {name:?} from its bytes or its name; the library refuses it");
@@ -226,7 +244,7 @@ impl<B: Backend> Uploader<B> {
             ns.adopt(
                 spooled,
                 record.parent.clone(),
-                &shown,
+                (&record.name, &shown),
                 over.map(String::as_str),
             );
             self.enqueue(entry);
