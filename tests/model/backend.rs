@@ -66,10 +66,6 @@ pub struct FaultyBackend {
     fired: Mutex<Vec<Fired>>,
     pub bypass: AtomicBool,
     pause: Mutex<Option<Pause>>,
-    /// Knob `samems` off (B10): uploads and new folders wait a little
-    /// first, so that no two objects are made within one millisecond.
-    pub spaced: AtomicBool,
-    one_at_a_time: tokio::sync::Mutex<()>,
 }
 
 fn injected() -> ApiError {
@@ -87,17 +83,11 @@ impl FaultyBackend {
             fired: Mutex::new(Vec::new()),
             bypass: AtomicBool::new(false),
             pause: Mutex::new(None),
-            spaced: AtomicBool::new(false),
-            one_at_a_time: tokio::sync::Mutex::new(()),
         }
     }
 
     pub fn arm(&self, call: Call, after: bool) {
         self.armed.lock().unwrap().insert(call, after);
-    }
-
-    pub fn is_armed(&self, call: Call) -> bool {
-        self.armed.lock().unwrap().contains_key(&call)
     }
 
     pub fn take_fired(&self) -> Vec<Fired> {
@@ -158,17 +148,6 @@ impl FaultyBackend {
         self.armed.lock().unwrap().clear();
     }
 
-    /// Past the millisecond of the last object made, and one at a time
-    /// (knob `samems` off): holds until the object is made.
-    pub async fn space(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
-        if !self.spaced.load(Ordering::SeqCst) {
-            return None;
-        }
-        let one = self.one_at_a_time.lock().await;
-        tokio::time::sleep(std::time::Duration::from_millis(2)).await;
-        Some(one)
-    }
-
     async fn maybe_pause(&self, name: &str, parent: Option<&str>) {
         let pause = {
             let mut slot = self.pause.lock().unwrap();
@@ -199,7 +178,6 @@ impl Backend for FaultyBackend {
     }
 
     async fn create_folder(&self, name: &str, parent: Option<&str>) -> ApiResult<MediaObject> {
-        let _spaced = self.space().await;
         let work = Backend::create_folder(&self.inner, name, parent);
         self.guard(Call::CreateFolder, work).await
     }
@@ -211,7 +189,6 @@ impl Backend for FaultyBackend {
         parent: Option<&str>,
     ) -> ApiResult<MediaObject> {
         self.maybe_pause(name, parent).await;
-        let _spaced = self.space().await;
         self.guard(Call::Upload, self.inner.upload(path, name, parent))
             .await
     }

@@ -81,9 +81,6 @@ impl Harness {
         // The service's rate limit is off in the emulator: off in the clients too.
         let client = || emu.client_with(|c| c.rate_limit = None);
         let backend = Arc::new(FaultyBackend::new(client()));
-        backend
-            .spaced
-            .store(!knobs.on("samems"), std::sync::atomic::Ordering::SeqCst);
         let store = Store::new(emu.base_url(), LOCATION);
         let mut h = Harness {
             other: client(),
@@ -95,11 +92,7 @@ impl Harness {
             store,
             counts: BTreeMap::new(),
             handles: Vec::new(),
-            model: Model {
-                no_race_dups: !knobs.on("racedup"),
-                no_remote_over: !knobs.on("overgone"),
-                ..Model::new(wb)
-            },
+            model: Model::new(wb),
             knobs,
             trace: Vec::new(),
             remote_files: 0,
@@ -282,8 +275,6 @@ impl Harness {
         use crate::ops::Remote;
         let m = &self.model;
         let id_of = |k: usize| m.objs[k].id.clone().expect("known objects have ids");
-        let backend = self.backend.clone();
-        let spaced = backend.space().await;
         let outcome = match r {
             Remote::Upload {
                 dir,
@@ -330,7 +321,6 @@ impl Harness {
         t("the other client", outcome)
             .await?
             .map_err(|e| Stop::Fail(format!("the other client failed: {e}")))?;
-        drop(spaced);
         Ok(Res::Ok)
     }
 

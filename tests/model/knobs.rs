@@ -12,28 +12,6 @@
 //!   `paging` (the walk lists with READDIRPLUS in small pages; off: plain
 //!   readdir, whole) and `evict` (tiny caches: 2 listings kept, 3 idle
 //!   inodes; off: the defaults). Everything is on by default.
-//!   Knobs that steer clear of one open core bug each (B1..B11 in the
-//!   report of the model test), to hunt for others meanwhile; drop a knob
-//!   once its bug is fixed:
-//!   - `racedup` (B1): an unlink racing an upload where another object of
-//!     the same name is on the server;
-//!   - `spoolopen` (B2, B3): renames of a spooled new file with a write
-//!     handle open;
-//!   - `overspool` (B4): renames over a file with a spooled version;
-//!   - `openmove` (B5): renames of an open local file with nothing
-//!     unwritten to where it would be uploaded;
-//!   - `syncspool` (B6): without write-back, rewrites of a spooled file
-//!     while an upload fault is armed;
-//!   - `truncnew` (B7): truncate(2) of a closed local file that is stored
-//!     at once and may fail;
-//!   - `renameback` (B8): a spooled new file that replaced something,
-//!     renamed again to a free name;
-//!   - `overgone` (B9): another client changes what a spooled new file
-//!     replaces;
-//!   - `samems` (B10): objects made within one millisecond (off: uploads
-//!     one at a time, 2 ms apart);
-//!   - `spooltype` (B11): a spooled new file renamed to a name its type
-//!     cannot be told from.
 //! - `MEDIAFS_MODEL_REGRESSIONS=PATH`: read and write shrunk failures in
 //!   PATH instead of `tests/model.proptest-regressions`.
 //! - `MEDIAFS_MODEL_REPLAY=FILE`: run the one case in FILE (see `replay.rs`).

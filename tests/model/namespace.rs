@@ -418,14 +418,8 @@ impl Model {
     /// Server objects another client may rename or trash: those this mount
     /// holds no unstored bytes at or below.
     pub fn remote_targets(&self) -> Vec<Key> {
-        let over: Vec<Key> = self
-            .locals
-            .values()
-            .filter(|l| l.pend.is_some() && self.no_remote_over)
-            .flat_map(|l| l.over.iter().copied())
-            .collect();
         (0..self.objs.len())
-            .filter(|k| self.objs[*k].active && !self.busy(Place::Obj(*k)) && !over.contains(k))
+            .filter(|k| self.objs[*k].active && !self.busy(Place::Obj(*k)))
             .collect()
     }
 

@@ -53,13 +53,6 @@ impl Model {
             return None;
         }
         let (place, (name, parent), handle) = all[pick % all.len()].clone();
-        let dup =
-            self.objs.iter().enumerate().any(|(k, o)| {
-                o.active && o.name == name && o.parent == parent && !self.is_hidden(k)
-            });
-        if dup && self.no_race_dups {
-            return None;
-        }
         Some(RaceTarget {
             place,
             path: self.path_of(place)?,

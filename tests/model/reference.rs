@@ -104,12 +104,6 @@ pub struct Model {
     pub handles: Vec<Fid>,
     pub wb: bool,
     pub next: u64,
-    /// Knob `racedup` off: no unlink races an upload into a folder where
-    /// the mount shows another object of the same name.
-    pub no_race_dups: bool,
-    /// Knob `overgone` off: another client never changes what a spooled
-    /// new file replaces.
-    pub no_remote_over: bool,
 }
 
 /// Junk names, as SEMANTICS.md lists them.
