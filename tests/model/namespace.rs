@@ -360,6 +360,7 @@ impl Model {
             local.bytes = pend.bytes.to_vec();
             self.adopt_over(l);
         }
+        self.adopt_orphans();
         for pend in self.pend_over.values_mut() {
             pend.queued = true;
         }
@@ -371,6 +372,34 @@ impl Model {
         }
         self.wb = wb;
         Res::Ok
+    }
+
+    /// A pending rewrite of an object gone meanwhile (an unlink whose
+    /// answer was lost removed it) shows, in the next mount, as a new file
+    /// under the object's name, to be uploaded there.
+    fn adopt_orphans(&mut self) {
+        let gone: Vec<Key> = self
+            .pend_over
+            .keys()
+            .copied()
+            .filter(|k| !self.objs[*k].active)
+            .collect();
+        for k in gone {
+            let mut pend = self.pend_over.remove(&k).unwrap();
+            let mut over = std::mem::take(&mut pend.also);
+            over.push(k);
+            let (parent, name) = (self.objs[k].parent, self.objs[k].name.clone());
+            let l = self.bump();
+            let local = Local {
+                parent: Dir::Srv(parent),
+                name,
+                kind: Kind::File,
+                bytes: pend.bytes.to_vec(),
+                pend: Some(pend),
+                over,
+            };
+            self.locals.insert(l, local);
+        }
     }
 
     /// A spooled new file renamed over objects shows, in the next mount,
