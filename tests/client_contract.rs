@@ -87,9 +87,66 @@ async fn pages_through_large_folders() {
     );
     assert_eq!(
         emu.route_count("GET /medias/files").await - before,
-        4,
-        "ceil(10/3) pages"
+        5,
+        "pages of 3 that overlap by one: 3 new objects, then 2 a page"
     );
+}
+
+/// Objects removed while a folder is paged through shift the later ones
+/// toward the start: a listing still holds every object that stayed.
+#[tokio::test]
+async fn removals_while_paging_skip_nothing() {
+    use std::sync::{Arc, Mutex};
+    let objects: Vec<serde_json::Value> = (0..50)
+        .map(|i| {
+            serde_json::json!({
+                "_id": format!("{i:024x}"), "altId": LOCATION, "altType": "location",
+                "name": format!("f{i}.png"), "type": "file", "parentId": null,
+                "contentType": "image/png", "size": 10,
+                "createdAt": format!("2025-12-17T18:08:{i:02}.000Z"),
+                "updatedAt": format!("2025-12-17T18:08:{i:02}.000Z"),
+            })
+        })
+        .collect();
+    // Each time a page is served, another client removes the five oldest.
+    let state = Arc::new(Mutex::new(objects));
+    let served = state.clone();
+    let app = axum::Router::new().route(
+        "/medias/files",
+        axum::routing::get(
+            move |axum::extract::Query(q): axum::extract::Query<HashMap<String, String>>| {
+                let state = served.clone();
+                async move {
+                    let mut objects = state.lock().unwrap();
+                    let offset: usize = q["offset"].parse().unwrap();
+                    let limit: usize = q["limit"].parse().unwrap();
+                    let page: Vec<_> = objects.iter().skip(offset).take(limit).cloned().collect();
+                    let count = objects.len();
+                    let removed = objects.len().min(5);
+                    objects.drain(..removed);
+                    axum::Json(serde_json::json!({"files": page, "count": count}))
+                }
+            },
+        ),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let client = client_for(&base, LOCATION, TOKEN, |c| c.rate_limit = None);
+    let listed = client
+        .list_all(ListQuery::children(ObjectKind::File, None, 10))
+        .await
+        .unwrap();
+    let listed: std::collections::HashSet<_> = listed.into_iter().map(|o| o.name).collect();
+    let stayed: Vec<_> = state
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|o| o["name"].as_str().unwrap().to_owned())
+        .collect();
+    let missing: Vec<_> = stayed.iter().filter(|n| !listed.contains(*n)).collect();
+    assert!(missing.is_empty(), "the listing skipped {missing:?}");
 }
 
 #[tokio::test]

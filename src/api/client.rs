@@ -2,6 +2,7 @@
 //! versioned, kept under the rate limit, retried with backoff, and never
 //! leaving a duplicate behind when a retried create may already have landed.
 
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
@@ -28,6 +29,9 @@ use super::token::TokenSource;
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 pub const API_VERSION: &str = "2021-07-28";
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
+/// Objects each page of a listing shares with the page before (see
+/// [`MediaClient::list_all`]).
+const PAGE_OVERLAP: u64 = 2;
 
 /// How the client talks to the service.
 #[derive(Debug, Clone)]
@@ -290,21 +294,44 @@ impl MediaClient {
         parse_json(&body)
     }
 
-    /// Every object matching `q`, page after page.
+    /// Every object matching `q`, page after page, oldest first.
+    ///
+    /// Objects created meanwhile land after the pages already read, but a
+    /// removal meanwhile shifts every later object one place toward the
+    /// start, and a page asked for by a plain offset would skip one. So
+    /// each page overlaps the last by a few objects and must begin with
+    /// one already read; when it does not (more removals than the overlap),
+    /// the next ask reaches further back. Objects are kept once, by id.
     pub async fn list_all(&self, mut q: ListQuery) -> ApiResult<Vec<MediaObject>> {
+        let overlap = PAGE_OVERLAP.min(q.limit / 2);
         let mut all = Vec::new();
+        let mut seen = HashSet::new();
         loop {
             let page = self.list_page(&q).await?;
             let got = page.files.len() as u64;
-            all.extend(page.files);
-            let more = match page.count {
-                Some(total) => (all.len() as u64) < total && got > 0,
-                None => got >= q.limit && got > 0,
-            };
+            let joined = q.offset == 0
+                || overlap == 0
+                || page.files.first().is_some_and(|f| seen.contains(&f.id));
+            for file in page.files {
+                if seen.insert(file.id.clone()) {
+                    all.push(file);
+                }
+            }
+            if !joined {
+                log::debug!(
+                    "listing shifted while it was read; reading back from before offset {}",
+                    q.offset
+                );
+                q.offset = q.offset.saturating_sub(q.limit - overlap);
+                continue;
+            }
+            // A short page is the end (as the listing stands now), unless
+            // the total says the service pages in smaller steps.
+            let more = got >= q.limit || page.count.is_some_and(|total| q.offset + got < total);
             if !more {
                 return Ok(all);
             }
-            q.offset += got;
+            q.offset += got.saturating_sub(overlap).max(1);
         }
     }
 

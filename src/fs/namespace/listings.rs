@@ -242,11 +242,19 @@ impl Listings {
             o.id != object.id && o.name == object.name && !self.superseded.contains(&o.id)
         };
         if object.is_folder() {
-            if self.folders.values().any(|f| &f.parent_id == key && namesake(f)) {
+            if self
+                .folders
+                .values()
+                .any(|f| &f.parent_id == key && namesake(f))
+            {
                 self.tree_fetched = None;
                 self.views.clear();
             }
-        } else if self.files.peek(key).is_some_and(|l| l.files.iter().any(namesake)) {
+        } else if self
+            .files
+            .peek(key)
+            .is_some_and(|l| l.files.iter().any(namesake))
+        {
             self.files.pop(key);
             self.views.remove(key);
         }
