@@ -428,7 +428,8 @@ impl<B: Backend> MediaFs<B> {
         if let (Some(ino), Some(held)) = (self.node_of(&entry), uploads_held.as_mut()) {
             self.discard_spooled(ino, held).await?;
         }
-        if let Some(o) = &stored {
+        if let (Entry::Local(_), Some(o)) = (&entry, &stored) {
+            // Stored meanwhile: its object goes from the listings too.
             self.mark_unlinked(dir, &Entry::Object(o.clone()));
         }
         self.mark_unlinked(dir, &entry);

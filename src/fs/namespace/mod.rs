@@ -139,13 +139,15 @@ impl Namespace {
             self.refresh(ino, parent, name, object);
             return ino;
         }
+        // A leftover rewrite whose object was renamed stays for
+        // `settle_adopted` to show as a new file.
+        let adopted = match self.adopted.get(&object.id) {
+            Some(a) if a.name == object.name => self.adopted.remove(&object.id),
+            _ => None,
+        };
         let kind = if object.is_folder() {
             NodeKind::Dir(DirState::Folder(object.clone()))
-        } else if let Some(adopted) = self
-            .adopted
-            .remove(&object.id)
-            .filter(|a| a.name == object.name)
-        {
+        } else if let Some(adopted) = adopted {
             let mut spooled = adopted.spooled;
             spooled.stored = Some(object.clone());
             NodeKind::File(FileState::Spooled(spooled))
