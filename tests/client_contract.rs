@@ -92,6 +92,27 @@ async fn pages_through_large_folders() {
     );
 }
 
+/// `fetchAll` answers everything at once: one request, however many pages
+/// the objects would fill.
+#[tokio::test]
+async fn fetch_all_is_one_request() {
+    let emu = start_emulator(false, quiet()).await;
+    let client = emu.client();
+    let tmp = tempfile::tempdir().unwrap();
+    for i in 0..7 {
+        let path = write_file(tmp.path(), &format!("f{i}.png"), &png_bytes(10, i));
+        client
+            .upload_file(&path, &format!("f{i}.png"), None)
+            .await
+            .unwrap();
+    }
+    let before = emu.route_count("GET /medias/files").await;
+    let mut q = ListQuery::children(ObjectKind::File, None, 3);
+    q.fetch_all = true;
+    assert_eq!(client.list_all(q).await.unwrap().len(), 7);
+    assert_eq!(emu.route_count("GET /medias/files").await - before, 1);
+}
+
 /// Objects removed while a folder is paged through shift the later ones
 /// toward the start: a listing still holds every object that stayed.
 #[tokio::test]

@@ -303,12 +303,29 @@ impl MediaClient {
     /// one already read; when it does not (more removals than the overlap),
     /// the next ask reaches further back. Objects are kept once, by id.
     pub async fn list_all(&self, mut q: ListQuery) -> ApiResult<Vec<MediaObject>> {
+        if q.fetch_all {
+            // `fetchAll` answers every object at once, whatever the page;
+            // should the service ever page it, the pages below read it.
+            let page = self.list_page(&q).await?;
+            let got = page.files.len() as u64;
+            if page.count.map_or(got < q.limit, |total| got >= total) {
+                return Ok(page.files);
+            }
+        }
         let overlap = PAGE_OVERLAP.min(q.limit / 2);
         let mut all = Vec::new();
         let mut seen = HashSet::new();
+        let mut first_ever = None;
         loop {
             let page = self.list_page(&q).await?;
             let got = page.files.len() as u64;
+            let first = page.files.first().map(|f| f.id.clone());
+            // A service that answered from the start again ignores offsets:
+            // what it answered is all there is.
+            let from_the_start = q.offset > 0 && first.is_some() && first == first_ever;
+            if q.offset == 0 && first_ever.is_none() {
+                first_ever = first;
+            }
             let joined = q.offset == 0
                 || overlap == 0
                 || page.files.first().is_some_and(|f| seen.contains(&f.id));
@@ -327,7 +344,8 @@ impl MediaClient {
             }
             // A short page is the end (as the listing stands now), unless
             // the total says the service pages in smaller steps.
-            let more = got >= q.limit || page.count.is_some_and(|total| q.offset + got < total);
+            let more = (got >= q.limit || page.count.is_some_and(|total| q.offset + got < total))
+                && !from_the_start;
             if !more {
                 return Ok(all);
             }
