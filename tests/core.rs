@@ -21,6 +21,8 @@ struct Flaky {
     fail_removes: AtomicBool,
     /// While held (closed), uploads wait.
     upload_gate: tokio::sync::RwLock<()>,
+    /// Uploads under this name fail.
+    failing_name: std::sync::Mutex<Option<String>>,
 }
 
 fn injected() -> ApiError {
@@ -50,7 +52,8 @@ impl Backend for Flaky {
         parent: Option<&str>,
     ) -> ApiResult<MediaObject> {
         let _open = self.upload_gate.read().await;
-        if self.fail_uploads.load(Ordering::SeqCst) {
+        let failing = self.failing_name.lock().unwrap().as_deref() == Some(name);
+        if self.fail_uploads.load(Ordering::SeqCst) || failing {
             return Err(injected());
         }
         self.inner.upload(path, name, parent).await
@@ -100,6 +103,7 @@ fn core_with(
         fail_uploads: AtomicBool::new(false),
         fail_removes: AtomicBool::new(false),
         upload_gate: tokio::sync::RwLock::new(()),
+        failing_name: std::sync::Mutex::new(None),
     });
     let mut config = FsConfig::new(cache.to_path_buf());
     adjust(&mut config);
@@ -959,4 +963,58 @@ async fn a_rewrite_after_a_rename_keeps_the_new_name() {
     assert_eq!(stored.len(), 1, "{stored:?}");
     assert_eq!(stored[0].name, "b.png");
     assert_eq!(stored[0].size, Some(new.len() as u64));
+}
+
+/// A spooled new file, written again through an open handle, renamed while
+/// its earlier version uploads: the rename waits for that upload, and the
+/// file keeps its new name from then on, with the bytes written last.
+#[tokio::test]
+async fn a_rename_while_an_earlier_version_uploads_keeps_the_new_name() {
+    let emu = start_emulator(false, quiet()).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, backend) = write_back_manual(&emu, cache.path(), true);
+    let fs = Arc::new(fs);
+    let ino = write_file(&fs, ROOT, "a.png", &png_bytes(10, 1))
+        .await
+        .unwrap();
+    let mode = OpenMode {
+        write: true,
+        truncate: true,
+    };
+    let opened = fs.open(ino, mode).await.unwrap();
+    let newest = png_bytes(20, 2);
+    fs.write(opened.fh, 0, &newest).await.unwrap();
+
+    // Nothing reaches the server under the new name by an upload.
+    *backend.failing_name.lock().unwrap() = Some("b.png".into());
+    let gate = backend.upload_gate.write().await;
+    let uploading = tokio::spawn({
+        let fs = fs.clone();
+        async move { fs.finish_pending().await }
+    });
+    // The earlier version's upload is under way, held at the gate.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let renaming = tokio::spawn({
+        let fs = fs.clone();
+        async move {
+            fs.rename(ROOT, "a.png", ROOT, "b.png", RenameFlags::default())
+                .await
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    drop(gate);
+    uploading.await.unwrap();
+    renaming.await.unwrap().unwrap();
+    assert_eq!(names_in(&fs, ROOT).await, ["b.png"]);
+    fs.flush(opened.fh).await.unwrap();
+    fs.release(opened.fh);
+    fs.finish_pending().await;
+    assert_eq!(names_in(&fs, ROOT).await, ["b.png"]);
+    *backend.failing_name.lock().unwrap() = None;
+    let b = fs.lookup(ROOT, "b.png").await.unwrap();
+    assert_eq!(read_all(&fs, b.ino).await, newest);
+    let stored = server_files_of(&emu).await;
+    assert_eq!(stored.len(), 1, "{stored:?}");
+    assert_eq!(stored[0].name, "b.png");
+    assert_eq!(stored[0].size, Some(newest.len() as u64));
 }

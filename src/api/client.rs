@@ -323,6 +323,7 @@ impl MediaClient {
             // A service that answered from the start again ignores offsets:
             // what it answered is all there is.
             let from_the_start = q.offset > 0 && first.is_some() && first == first_ever;
+            let known = all.len();
             if q.offset == 0 && first_ever.is_none() {
                 first_ever = first;
             }
@@ -343,9 +344,12 @@ impl MediaClient {
                 continue;
             }
             // A short page is the end (as the listing stands now), unless
-            // the total says the service pages in smaller steps.
-            let more = (got >= q.limit || page.count.is_some_and(|total| q.offset + got < total))
-                && !from_the_start;
+            // the total says the service pages in smaller steps and the
+            // page brought something new (a total may count what no page
+            // shows).
+            let smaller_steps =
+                page.count.is_some_and(|total| q.offset + got < total) && all.len() > known;
+            let more = (got >= q.limit || smaller_steps) && !from_the_start;
             if !more {
                 return Ok(all);
             }

@@ -96,6 +96,18 @@ impl<B: Backend> MediaFs<B> {
         to: Option<(Ino, &str)>,
         replaces: &[String],
     ) -> FsResult<bool> {
+        self.commit_in_order(ino, to, replaces, None).await
+    }
+
+    /// [`Self::commit`], with the file's spool lock already held when the
+    /// caller has waited for it.
+    pub(super) async fn commit_in_order(
+        &self,
+        ino: Ino,
+        to: Option<(Ino, &str)>,
+        replaces: &[String],
+        held: Option<OwnedMutexGuard<()>>,
+    ) -> FsResult<bool> {
         let Some(pending) = pending_of(&self.ns.lock().unwrap(), ino) else {
             return Ok(false);
         };
@@ -103,10 +115,11 @@ impl<B: Backend> MediaFs<B> {
         // bytes, which needs its lock. With write-back, `close` does not
         // wait for an upload of it in flight: these bytes go after it.
         let file_lock = pending.file.as_ref().map(|f| self.uploader.file_lock(f));
-        let in_order = match file_lock {
-            Some(lock) if self.config.write_back => lock.try_lock_owned().ok(),
-            Some(lock) => Some(lock.lock_owned().await),
-            None => None,
+        let in_order = match (held, file_lock) {
+            (Some(held), _) => Some(held),
+            (None, Some(lock)) if self.config.write_back => lock.try_lock_owned().ok(),
+            (None, Some(lock)) => Some(lock.lock_owned().await),
+            (None, None) => None,
         };
         let cell = pending.cell;
         let mut staged = cell.file.lock().await;

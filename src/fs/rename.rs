@@ -210,34 +210,36 @@ impl<B: Backend> MediaFs<B> {
         new_name: &str,
         replaces: &[String],
     ) -> FsResult<Option<bool>> {
-        let (dest, written) = {
+        let dest = {
             let ns = self.ns.lock().unwrap();
-            let written = ns
-                .node(ino)
-                .and_then(|n| n.file()?.staging())
-                .is_some_and(|cell| cell.is_dirty());
-            (self.destination(&ns, new_dir, new_name, false), written)
+            self.destination(&ns, new_dir, new_name, false)
         };
         if dest.folder.is_none() || dest.junk {
             // Its bytes are bound for the server: they cannot become local.
             return Err(Errno(libc::EXDEV));
         }
-        if written
-            && self
-                .commit(ino, Some((new_dir, new_name)), replaces)
-                .await?
-        {
-            return Ok(Some(true));
-        }
         let Some(record) = self.uploader.record(entry) else {
             return Ok(None);
         };
-        let lock = self.uploader.file_lock(&record.file);
-        let _in_order = lock.lock().await;
+        // An upload of it in flight lands first: under its old name, and
+        // the file is a stored one, renamed as such, when this looks again.
+        let in_order = self.uploader.file_lock(&record.file).lock_owned().await;
         let Some(mut record) = self.uploader.record(entry) else {
-            // Stored while this waited: a stored object now.
             return Ok(None);
         };
+        let written = {
+            let ns = self.ns.lock().unwrap();
+            ns.node(ino)
+                .and_then(|n| n.file()?.staging())
+                .is_some_and(|cell| cell.is_dirty())
+        };
+        if written {
+            let to = Some((new_dir, new_name));
+            let stored = self
+                .commit_in_order(ino, to, replaces, Some(in_order))
+                .await?;
+            return Ok(stored.then_some(true));
+        }
         // The same checks as any upload: its type must still be told.
         let data = self.uploader.data_path(entry);
         let bytes = Bytes {
