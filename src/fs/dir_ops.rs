@@ -392,48 +392,75 @@ impl<B: Backend> MediaFs<B> {
 
     pub async fn unlink(&self, dir: Ino, name: &str) -> FsResult<()> {
         self.writable()?;
-        let entry = self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?;
-        if self.entry_kind(&entry) == FileKind::Dir {
-            return Err(Errno(libc::EISDIR));
+        // The uploads of the file the name means are held, then the name is
+        // looked at again: if it means another file by then, once more.
+        for _ in 0..3 {
+            let entry = self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?;
+            if self.entry_kind(&entry) == FileKind::Dir {
+                return Err(Errno(libc::EISDIR));
+            }
+            let Some(ino) = self.node_of(&entry) else {
+                // No inode: nothing of it is pending here.
+                log::debug!("unlink {name:?} in {dir}: {entry:?}");
+                self.remove_on_server_entry(&entry).await?;
+                self.mark_unlinked(dir, &entry);
+                return Ok(());
+            };
+            let mut held = self.hold_uploads(ino).await;
+            // An upload in flight may have stored the file meanwhile: what
+            // it stored goes, whatever name the server gives it.
+            let still = {
+                let ns = self.ns.lock().unwrap();
+                ns.node(ino)
+                    .is_some_and(|n| !n.unlinked && n.parent == dir && n.name == name)
+            };
+            if !still
+                && self
+                    .resolve(dir, name)
+                    .await?
+                    .and_then(|e| self.node_of(&e))
+                    != Some(ino)
+            {
+                continue;
+            }
+            self.unlink_held(dir, name, ino, &mut held).await?;
+            return Ok(());
         }
-        let node = self.node_of(&entry);
-        let mut uploads_held = match node {
-            Some(ino) => Some(self.hold_uploads(ino).await),
-            None => None,
-        };
-        // An upload in flight may have stored the file meanwhile: what it
-        // stored goes, whatever name the server gives it among others.
-        let live = node.filter(|ino| {
-            let ns = self.ns.lock().unwrap();
-            ns.node(*ino)
-                .is_some_and(|n| !n.unlinked && n.parent == dir)
-        });
-        let entry = match live {
-            Some(ino) => Entry::Local(ino),
-            None => self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?,
-        };
-        let stored = match &entry {
-            Entry::Object(o) => Some(o.clone()),
-            Entry::Local(ino) => self
-                .ns
-                .lock()
-                .unwrap()
-                .node(*ino)
-                .and_then(|n| n.object().cloned()),
-        };
-        log::debug!("unlink {name:?} in {dir}: {entry:?}");
+        Err(Errno(libc::EAGAIN))
+    }
+
+    /// Unlinks a file whose uploads are held: its stored version removed,
+    /// its pending bytes dropped, its entry gone.
+    async fn unlink_held(
+        &self,
+        dir: Ino,
+        name: &str,
+        ino: Ino,
+        held: &mut super::commit::UploadsHeld,
+    ) -> FsResult<()> {
+        let stored = self
+            .ns
+            .lock()
+            .unwrap()
+            .node(ino)
+            .and_then(|n| n.object().cloned());
+        log::debug!("unlink {name:?} in {dir}: inode {ino}, stored as {stored:?}");
         if let Some(o) = &stored {
             self.remove_on_server(o).await?;
         }
-        if let (Some(ino), Some(held)) = (self.node_of(&entry), uploads_held.as_mut()) {
-            self.discard_spooled(ino, held).await?;
+        self.discard_spooled(ino, held).await?;
+        if let Some(o) = stored {
+            self.mark_unlinked(dir, &Entry::Object(o));
         }
-        if let (Entry::Local(_), Some(o)) = (&entry, &stored) {
-            // Stored meanwhile: its object goes from the listings too.
-            self.mark_unlinked(dir, &Entry::Object(o.clone()));
-        }
-        self.mark_unlinked(dir, &entry);
+        self.mark_unlinked(dir, &Entry::Local(ino));
         Ok(())
+    }
+
+    async fn remove_on_server_entry(&self, entry: &Entry) -> FsResult<()> {
+        match entry {
+            Entry::Object(o) => self.remove_on_server(o).await,
+            Entry::Local(_) => Ok(()),
+        }
     }
 
     /// The inode an entry has now, if any.

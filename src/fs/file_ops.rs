@@ -508,9 +508,17 @@ impl<B: Backend> MediaFs<B> {
         };
         let result = self.truncate_staged(ino, size, others_open).await;
         if let (Err(_), Some(before)) = (&result, before) {
+            // Unless a handle opened meanwhile writes on the copy.
             let mut ns = self.ns.lock().unwrap();
-            if let Some(NodeKind::File(state)) = ns.node_mut(ino).map(|n| &mut n.kind) {
-                *state = FileState::Local(before);
+            if let Some(node) = ns.node_mut(ino).filter(|n| n.open == 1) {
+                if let NodeKind::File(
+                    state @ FileState::Staged {
+                        over: Base::New, ..
+                    },
+                ) = &mut node.kind
+                {
+                    *state = FileState::Local(before);
+                }
             }
         }
         result

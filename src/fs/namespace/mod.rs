@@ -139,10 +139,12 @@ impl Namespace {
             self.refresh(ino, parent, name, object);
             return ino;
         }
-        // A leftover rewrite whose object was renamed stays for
+        // A leftover rewrite whose object was renamed or moved stays for
         // `settle_adopted` to show as a new file.
         let adopted = match self.adopted.get(&object.id) {
-            Some(a) if a.name == object.name => self.adopted.remove(&object.id),
+            Some(a) if a.name == object.name && a.folder == object.parent_id => {
+                self.adopted.remove(&object.id)
+            }
             _ => None,
         };
         let kind = if object.is_folder() {
