@@ -378,17 +378,26 @@ impl Model {
     /// answer was lost removed it) shows, in the next mount, as a new file
     /// under the object's name, to be uploaded there.
     fn adopt_orphans(&mut self) {
-        let gone: Vec<Key> = self
+        let mut gone: Vec<(u64, Key)> = self
             .pend_over
-            .keys()
-            .copied()
-            .filter(|k| !self.objs[*k].active)
+            .iter()
+            .filter(|(k, _)| !self.objs[**k].active)
+            .map(|(k, p)| (p.seq, *k))
             .collect();
-        for k in gone {
+        // Oldest first; a name another file of this mount holds stays its.
+        gone.sort();
+        for (_, k) in gone {
+            let (parent, name) = (self.objs[k].parent, self.objs[k].name.clone());
+            let taken = self
+                .locals
+                .values()
+                .any(|l| l.parent == Dir::Srv(parent) && l.name == name);
+            if taken {
+                continue;
+            }
             let mut pend = self.pend_over.remove(&k).unwrap();
             let mut over = std::mem::take(&mut pend.also);
             over.push(k);
-            let (parent, name) = (self.objs[k].parent, self.objs[k].name.clone());
             let l = self.bump();
             let local = Local {
                 parent: Dir::Srv(parent),

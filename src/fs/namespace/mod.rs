@@ -449,7 +449,7 @@ impl Namespace {
     /// object stays hidden until the upload replaces it. True when any
     /// such entry changed the listing.
     pub fn settle_adopted(&mut self, dir: Ino, key: &FolderKey, view: &View) -> bool {
-        let astray: Vec<String> = self
+        let mut astray: Vec<(String, String)> = self
             .adopted
             .iter()
             .filter(|(id, a)| {
@@ -459,12 +459,17 @@ impl Namespace {
                         .values()
                         .any(|o| &o.id == *id && o.name == a.name)
             })
-            .map(|(id, _)| id.clone())
+            .map(|(id, a)| (a.spooled.entry.clone(), id.clone()))
             .collect();
-        for id in &astray {
+        // Oldest first: a name already taken by another file of this mount
+        // keeps it, and the other stays out of sight until it is uploaded.
+        astray.sort();
+        for (_, id) in &astray {
             let adopted = self.adopted.remove(id).expect("just found");
             self.listings.supersede(id);
-            self.add_adopted(dir, &adopted.shown, adopted.spooled);
+            if self.local_child(dir, &adopted.shown).is_none() {
+                self.add_adopted(dir, &adopted.shown, adopted.spooled);
+            }
         }
         !astray.is_empty()
     }
