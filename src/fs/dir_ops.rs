@@ -400,9 +400,11 @@ impl<B: Backend> MediaFs<B> {
                 return Err(Errno(libc::EISDIR));
             }
             let Some(ino) = self.node_of(&entry) else {
-                // No inode: nothing of it is pending here.
+                // An object with no inode: nothing of it is pending here.
                 log::debug!("unlink {name:?} in {dir}: {entry:?}");
-                self.remove_on_server_entry(&entry).await?;
+                if let Entry::Object(o) = &entry {
+                    self.remove_on_server(o).await?;
+                }
                 self.mark_unlinked(dir, &entry);
                 return Ok(());
             };
@@ -454,13 +456,6 @@ impl<B: Backend> MediaFs<B> {
         }
         self.mark_unlinked(dir, &Entry::Local(ino));
         Ok(())
-    }
-
-    async fn remove_on_server_entry(&self, entry: &Entry) -> FsResult<()> {
-        match entry {
-            Entry::Object(o) => self.remove_on_server(o).await,
-            Entry::Local(_) => Ok(()),
-        }
     }
 
     /// The inode an entry has now, if any.
