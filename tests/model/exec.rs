@@ -4,9 +4,10 @@ use mediafs::fs::{FileKind, RenameFlags, SetAttr};
 
 use crate::common::png_bytes;
 use std::time::Duration;
+use tokio::sync::oneshot;
 
 use crate::harness::{fail, t, Harness, Stop, ADVANCE, H, HANG};
-use crate::namespace::is_prefix;
+use crate::namespace::{is_prefix, RaceTarget};
 use crate::ops::{Op, P};
 use crate::semantics::Res;
 
@@ -250,10 +251,7 @@ impl Harness {
         // what names its folders show under.
         let path = P(target.path.clone());
         let resolved = self.resolve(&path).await;
-        let parent = target
-            .parent
-            .map(|k| self.model.objs[k].id.clone().expect("known"));
-        let (reached, release) = self.backend.pause_upload(&target.name, parent);
+        let (reached, release) = self.pause_upload_of(&target);
         let fs = self.fs().clone();
         let mut upload = match target.handle {
             Some(h) => {
@@ -331,21 +329,9 @@ impl Harness {
         // Opened and written before any upload: one landing may change what
         // names its folders show under.
         let written = self.race_close_write(&P(target.path.clone()), data).await;
-        let parent = target
-            .parent
-            .map(|k| self.model.objs[k].id.clone().expect("known"));
-        let (reached, release) = self.backend.pause_upload(&target.name, parent);
-        let fs = self.fs().clone();
-        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
-        let held = tokio::select! {
-            r = reached => r.is_ok(),
-            _ = &mut pending => false,
-            _ = tokio::time::sleep(HANG) => false,
-        };
-        if !held {
-            self.backend.clear_pause();
+        let Some((pending, release)) = self.finish_pending_paused(&target).await else {
             return fail("the upload to race was never made");
-        }
+        };
         let closed = match written {
             Ok(fh) => {
                 let fs = self.fs().clone();
@@ -385,6 +371,36 @@ impl Harness {
         closed.map(|()| Res::Ok)
     }
 
+    /// Holds the upload of `target` where it reaches the server.
+    fn pause_upload_of(&self, target: &RaceTarget) -> (oneshot::Receiver<()>, oneshot::Sender<()>) {
+        let parent = target
+            .parent
+            .map(|k| self.model.objs[k].id.clone().expect("known"));
+        self.backend.pause_upload(&target.name, parent)
+    }
+
+    /// Runs `finish_pending` as a task, with the upload of `target` held
+    /// where it reaches the server: the task and what lets the upload go,
+    /// or `None` if that upload was never made.
+    async fn finish_pending_paused(
+        &self,
+        target: &RaceTarget,
+    ) -> Option<(tokio::task::JoinHandle<()>, oneshot::Sender<()>)> {
+        let (reached, release) = self.pause_upload_of(target);
+        let fs = self.fs().clone();
+        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
+        let held = tokio::select! {
+            r = reached => r.is_ok(),
+            _ = &mut pending => false,
+            _ = tokio::time::sleep(HANG) => false,
+        };
+        if !held {
+            self.backend.clear_pause();
+            return None;
+        }
+        Some((pending, release))
+    }
+
     /// Opens the file at `path` with O_TRUNC and writes `data`: the handle.
     async fn race_close_write(&mut self, path: &P, data: &[u8]) -> H<u64> {
         let attr = self.file_at(path).await?;
@@ -412,22 +428,10 @@ impl Harness {
                 return Err(Stop::from(e));
             }
         }
-        let parent = target
-            .parent
-            .map(|k| self.model.objs[k].id.clone().expect("known"));
-        let (reached, release) = self.backend.pause_upload(&target.name, parent);
-        let fs = self.fs().clone();
-        let mut pending = tokio::spawn(async move { fs.finish_pending().await });
-        let held = tokio::select! {
-            r = reached => r.is_ok(),
-            _ = &mut pending => false,
-            _ = tokio::time::sleep(HANG) => false,
-        };
-        if !held {
-            self.backend.clear_pause();
+        let Some((pending, release)) = self.finish_pending_paused(&target).await else {
             self.fs().release(fh);
             return fail("the upload to race was never made");
-        }
+        };
         let fs = self.fs().clone();
         let mut fsync = tokio::spawn(async move { fs.fsync(fh).await });
         let early = tokio::select! {
