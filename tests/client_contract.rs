@@ -593,6 +593,31 @@ async fn same_names_live_side_by_side() {
     assert_eq!(found.len(), 2);
 }
 
+/// The library holds any name; one with line breaks or quotes still uploads,
+/// under exactly that name.
+#[tokio::test]
+async fn names_with_control_characters_upload_as_they_are() {
+    let emu = start_emulator(false, quiet()).await;
+    let client = emu.client();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f");
+    std::fs::write(&path, b"hello\n").unwrap();
+    for name in [
+        "a\nb.txt",
+        "c\r\nd.txt",
+        "quote\".txt",
+        "tab\tand\\slash.txt",
+    ] {
+        let stored = client.upload_file(&path, name, None).await.unwrap();
+        assert_eq!(stored.name, name);
+        let found = client
+            .find_by_name(ObjectKind::File, None, name)
+            .await
+            .unwrap();
+        assert_eq!(found.len(), 1, "{name:?}");
+    }
+}
+
 /// A redirect could carry the token to another host: the client follows none.
 #[tokio::test]
 async fn redirects_are_refused_and_the_token_goes_nowhere_else() {

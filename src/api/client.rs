@@ -530,7 +530,7 @@ impl MediaClient {
                 reqwest::Body::wrap_stream(stream),
                 size,
             )
-            .file_name(name.to_owned())
+            .file_name(part_file_name(name))
             .mime_str(content_type)
             .expect("a detected MIME type parses");
             let mut form = reqwest::multipart::Form::new()
@@ -774,4 +774,30 @@ fn describe_reqwest_error(e: &reqwest::Error) -> String {
         source = s.source();
     }
     format!("{kind} ({detail})")
+}
+
+/// The file name on the upload's part. The `name` field carries the real
+/// name; this one only goes into a `Content-Disposition` header, where a line
+/// break or a quote would make the request malformed, so those become `_`.
+fn part_file_name(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_control() || c == '"' || c == '\\' {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::part_file_name;
+
+    #[test]
+    fn part_file_names_hold_no_header_breaking_characters() {
+        assert_eq!(part_file_name("a\nb\r\"c\\d\te.txt"), "a_b__c_d_e.txt");
+        assert_eq!(part_file_name("logo été.png"), "logo été.png");
+    }
 }
