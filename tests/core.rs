@@ -50,13 +50,14 @@ impl Backend for Flaky {
         path: &Path,
         name: &str,
         parent: Option<&str>,
+        content_type: Option<&str>,
     ) -> ApiResult<MediaObject> {
         let _open = self.upload_gate.read().await;
         let failing = self.failing_name.lock().unwrap().as_deref() == Some(name);
         if self.fail_uploads.load(Ordering::SeqCst) || failing {
             return Err(injected());
         }
-        self.inner.upload(path, name, parent).await
+        self.inner.upload(path, name, parent, content_type).await
     }
     async fn rename(&self, id: &str, name: &str) -> ApiResult<()> {
         Backend::rename(&self.inner, id, name).await

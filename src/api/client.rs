@@ -462,7 +462,23 @@ impl MediaClient {
         name: &str,
         parent_id: Option<&str>,
     ) -> ApiResult<MediaObject> {
-        let content_type = Self::upload_type(path, name)?;
+        self.upload_file_as(path, name, parent_id, None).await
+    }
+
+    /// [`Self::upload_file`], as `content_type` when the caller knows it
+    /// (the filesystem tells a rewrite's type by the version it replaces,
+    /// and tells none by a junk name).
+    pub async fn upload_file_as(
+        &self,
+        path: &Path,
+        name: &str,
+        parent_id: Option<&str>,
+        content_type: Option<&str>,
+    ) -> ApiResult<MediaObject> {
+        let content_type = match content_type {
+            Some(t) => t.to_owned(),
+            None => Self::upload_type(path, name)?,
+        };
         let size = tokio::fs::metadata(path).await?.len();
         let limit = max_upload_bytes(&content_type);
         if size > limit {

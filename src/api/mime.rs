@@ -24,6 +24,15 @@ pub fn detect(head: &[u8], name: &str) -> Option<String> {
         .find(|m| !is_refused_type(m))
 }
 
+/// The type a name's extension says when the service refuses it
+/// (`blob.bin`: `application/octet-stream`): such a file is refused, where
+/// one whose name says nothing may yet be renamed to a name that does.
+pub fn refused_by_name(name: &str) -> Option<String> {
+    let said = mime_guess::from_path(name).first()?;
+    let said = said.essence_str();
+    is_refused_type(said).then(|| said.to_owned())
+}
+
 /// Reads the head of `path` and detects its type.
 pub fn detect_file(path: &Path, name: &str) -> std::io::Result<Option<String>> {
     use std::io::Read;
@@ -35,14 +44,13 @@ pub fn detect_file(path: &Path, name: &str) -> std::io::Result<Option<String>> {
 }
 
 /// The name itself, then the name a temp file stands for: `.logo.png.Xa91f`
-/// (rsync), `logo.png~` (editors' backups), `logo.png.tmp`, `logo.png.part`.
+/// (rsync), `logo.png.tmp`, `logo.png.part`.
 fn candidate_names(name: &str) -> impl Iterator<Item = &str> {
-    let trimmed = name.trim_end_matches('~');
-    let inner = trimmed
+    let inner = name
         .strip_prefix('.')
         .and_then(|rest| rest.rsplit_once('.').map(|(stem, _)| stem));
-    let without_suffix = trimmed.rsplit_once('.').map(|(stem, _)| stem);
-    [Some(trimmed), inner, without_suffix].into_iter().flatten()
+    let without_suffix = name.rsplit_once('.').map(|(stem, _)| stem);
+    [Some(name), inner, without_suffix].into_iter().flatten()
 }
 
 #[cfg(test)]
@@ -71,6 +79,17 @@ mod tests {
             .as_deref(),
             Some("image/svg+xml")
         );
+    }
+
+    #[test]
+    fn names_that_say_a_refused_type_are_told_apart() {
+        assert_eq!(
+            refused_by_name("blob.bin").as_deref(),
+            Some("application/octet-stream")
+        );
+        assert_eq!(refused_by_name("sedX2b9Qa"), None);
+        assert_eq!(refused_by_name(".goutputstream-TZ1Q"), None);
+        assert_eq!(refused_by_name("notes.txt"), None);
     }
 
     #[test]

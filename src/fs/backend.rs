@@ -23,11 +23,14 @@ pub trait Backend: Send + Sync + 'static {
         name: &str,
         parent: Option<&str>,
     ) -> impl Future<Output = ApiResult<MediaObject>> + Send;
+    /// Uploads `path` as `name`; `content_type` says its type, or `None`
+    /// leaves it to be told from the bytes and the name.
     fn upload(
         &self,
         path: &Path,
         name: &str,
         parent: Option<&str>,
+        content_type: Option<&str>,
     ) -> impl Future<Output = ApiResult<MediaObject>> + Send;
     fn rename(&self, id: &str, name: &str) -> impl Future<Output = ApiResult<()>> + Send;
     fn remove(&self, id: &str, status: DeleteStatus) -> impl Future<Output = ApiResult<()>> + Send;
@@ -73,8 +76,9 @@ impl Backend for MediaClient {
         path: &Path,
         name: &str,
         parent: Option<&str>,
+        content_type: Option<&str>,
     ) -> ApiResult<MediaObject> {
-        self.upload_file(path, name, parent).await
+        self.upload_file_as(path, name, parent, content_type).await
     }
 
     async fn rename(&self, id: &str, name: &str) -> ApiResult<()> {

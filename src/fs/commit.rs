@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tokio::sync::OwnedMutexGuard;
 
 use super::namespace::{Base, FileState, Ino, Namespace, NodeKind, Spooled};
-use super::uploader::{self, new_file_key, Bytes, Source, Staged, StagingCell, Upload};
+use super::uploader::{self, new_file_key, Bytes, Source, Staged, StagingCell, Upload, Verdict};
 use super::{Backend, Errno, FsResult, MediaFs, Stale};
 use crate::api::MediaObject;
 
@@ -146,6 +146,7 @@ impl<B: Backend> MediaFs<B> {
             if let Some(earlier) = earlier {
                 self.uploader.discard(&earlier);
             }
+            self.unnamed.done(ino);
             let mut ns = self.ns.lock().unwrap();
             for id in replaces {
                 // Shown no more: these bytes take its place once stored.
@@ -164,10 +165,39 @@ impl<B: Backend> MediaFs<B> {
             self.uploader.discard(&earlier);
         }
         cell.set_dirty(false);
+        self.unnamed.done(ino);
         if let Some((dir, name)) = to {
             self.ns.lock().unwrap().place(ino, dir, name);
         }
         Ok(true)
+    }
+
+    /// Keeps a new file whose type cannot be told yet until a rename names
+    /// it (see [`uploader::Unnamed`]), and warns if none does in time.
+    fn await_name(&self, ino: Ino, data: &std::path::Path, name: &str) -> FsResult<()> {
+        let folder = self.ns.lock().unwrap().folder_path(ino);
+        let new = self
+            .unnamed
+            .wait(ino, data, name, &folder)
+            .map_err(Errno::from_io)?;
+        if !new {
+            return Ok(());
+        }
+        log::debug!("{name:?} in {folder} waits for a rename to a name that tells its type");
+        let (unnamed, key) = (self.unnamed.clone(), self.unnamed.key(ino));
+        let name = name.to_owned();
+        tokio::spawn(async move {
+            tokio::time::sleep(uploader::GRACE).await;
+            if unnamed.key(ino) == key {
+                log::warn!(
+                    "{name:?} in {folder} is not stored: neither its bytes nor its name tell the type \
+                     the library needs. Rename it to a name with an extension (say {name}.txt) to \
+                     upload it; until then it lives only in this mount, and at unmount it is kept in {}",
+                    unnamed.unstored_dir().display()
+                );
+            }
+        });
+        Ok(())
     }
 
     /// The upload a commit makes, and the older spool entry of the file it
@@ -193,15 +223,33 @@ impl<B: Backend> MediaFs<B> {
             return Ok(None);
         }
         let spooled = node.spooled.is_some();
-        let Some(mut upload) = uploader::check(
+        let verdict = uploader::check(
             &dest,
             node.stored.as_ref(),
             spooled,
             &Bytes::staged(cell, staged.path()),
-        )?
-        else {
-            cell.set_dirty(false);
-            return Ok(None);
+        )?;
+        let mut upload = match verdict {
+            Verdict::Upload(upload) => upload,
+            Verdict::StaysHere => {
+                self.unnamed.done(ino);
+                cell.set_dirty(false);
+                return Ok(None);
+            }
+            Verdict::AwaitsName if !(replaces.is_empty() && node.renamed_over.is_empty()) => {
+                // It would take the place of stored objects: those go only
+                // once it is stored, and it cannot be.
+                log::warn!(
+                    "cannot tell the type of {:?} from its bytes or its name; the library refuses it",
+                    dest.name
+                );
+                return Err(Errno(libc::EINVAL));
+            }
+            Verdict::AwaitsName => {
+                self.await_name(ino, staged.path(), &dest.name)?;
+                cell.set_dirty(false);
+                return Ok(None);
+            }
         };
         let earlier = node.spooled.filter(|_| file_locked);
         let earlier_replaces = earlier
@@ -422,7 +470,12 @@ impl<B: Backend> MediaFs<B> {
             return;
         };
         let failed = cell.is_dirty() && !node.unlinked;
-        if failed {
+        if failed && cell.len() == 0 && over.stored().is_some() {
+            log::error!(
+                "{:?} was emptied, but the library cannot hold empty files; it keeps its previous content",
+                node.name
+            );
+        } else if failed {
             log::error!(
                 "{:?} was closed with changes that could not be stored (its close reported the error); \
                  the library keeps its previous version",
@@ -438,6 +491,7 @@ impl<B: Backend> MediaFs<B> {
         let (parent, name) = (node.parent, node.name.clone());
         if vanishes {
             // A new file that could not be stored leaves no entry behind.
+            self.unnamed.done(ino);
             ns.unlink(ino);
             drop(ns);
             self.report_stale(Stale::Entry { parent, name });

@@ -373,6 +373,7 @@ impl<B: Backend> MediaFs<B> {
             }
         };
         if let Some(ino) = ino {
+            self.unnamed.done(ino);
             ns.unlink_local_tree(ino);
             ns.unlink(ino);
         }

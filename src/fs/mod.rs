@@ -37,7 +37,7 @@ use namespace::{FolderKey, Namespace};
 pub use namespace::{Ino, ROOT};
 use reader::Reader;
 use times::TimeStore;
-use uploader::Uploader;
+use uploader::{Unnamed, Uploader};
 
 use crate::api::{ApiError, DeleteStatus};
 
@@ -190,6 +190,8 @@ pub struct MediaFs<B: Backend> {
     ns: Arc<Mutex<Namespace>>,
     reader: Reader,
     uploader: Arc<Uploader<B>>,
+    /// New files waiting for a name that tells their type.
+    unnamed: Arc<Unnamed>,
     times: Arc<TimeStore>,
     staging_dir: PathBuf,
     handles: Mutex<std::collections::HashMap<u64, file_ops::Handle>>,
@@ -242,11 +244,13 @@ impl<B: Backend> MediaFs<B> {
             config.parallel_uploads,
         )?);
         uploader.adopt_leftovers();
+        let unnamed = Arc::new(Unnamed::open(&config.cache_dir)?);
         Ok(MediaFs {
             backend,
             ns,
             reader,
             uploader,
+            unnamed,
             times,
             staging_dir,
             handles: Mutex::new(Default::default()),

@@ -247,11 +247,12 @@ impl<B: Backend> MediaFs<B> {
             len: record.size,
             refused: false,
         };
-        let Some(upload) = uploader::check(&dest, None, true, &bytes)? else {
+        let uploader::Verdict::Upload(upload) = uploader::check(&dest, None, true, &bytes)? else {
             return Err(Errno(libc::EXDEV));
         };
         record.name = upload.name;
         record.parent = upload.parent;
+        record.content_type = upload.content_type;
         record.replaces.extend(replaces.iter().cloned());
         self.uploader.rewrite_record(entry, &record)?;
         let mut ns = self.ns.lock().unwrap();

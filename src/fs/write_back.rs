@@ -19,9 +19,13 @@ impl<B: Backend> MediaFs<B> {
         self.uploader.finish_pending().await;
     }
 
-    /// Waits for every queued upload to finish (at unmount).
+    /// At unmount: waits for every queued upload to finish, and keeps the
+    /// bytes of new files that never got a name the library can store.
     pub async fn drain_uploads(&self) {
         self.uploader.drain().await;
+        let ns = self.ns.lock().unwrap();
+        self.unnamed
+            .keep_waiting(|ino| ns.node(ino).is_some_and(|n| !n.unlinked));
     }
 }
 

@@ -288,6 +288,33 @@ impl Mounted {
         again
     }
 
+    pub fn cache_dir(&self) -> &Path {
+        &self.cache_dir
+    }
+
+    /// Unmounts with `fusermount3 -u`, waits for the process, and mounts
+    /// again on the same mountpoint with the same cache dir; also returns
+    /// the first mount's log.
+    pub fn remount_clean(mut self, emu: &EmulatorProcess, extra: &[&str]) -> (Mounted, String) {
+        let mut child = self.child.take().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !sh(&format!("fusermount3 -u {}", q(self.dir.path())))
+            .status
+            .success()
+        {
+            assert!(Instant::now() < deadline, "cannot unmount: {}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        child.wait().unwrap();
+        let log = self.log();
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let cache = self.cache_dir.clone();
+        let mut again =
+            Self::try_start_in(dir, emu, &cache, TOKEN, extra).unwrap_or_else(|e| panic!("{e}"));
+        again._own_cache = self._own_cache.take();
+        (again, log)
+    }
+
     /// Asks the mount process to stop (SIGTERM) and waits for it.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();

@@ -187,10 +187,14 @@ impl Backend for FaultyBackend {
         path: &Path,
         name: &str,
         parent: Option<&str>,
+        content_type: Option<&str>,
     ) -> ApiResult<MediaObject> {
         self.maybe_pause(name, parent).await;
-        self.guard(Call::Upload, self.inner.upload(path, name, parent))
-            .await
+        self.guard(
+            Call::Upload,
+            self.inner.upload(path, name, parent, content_type),
+        )
+        .await
     }
 
     async fn rename(&self, id: &str, name: &str) -> ApiResult<()> {

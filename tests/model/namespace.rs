@@ -226,7 +226,8 @@ impl Model {
         let fid = self.fid_at(Place::Loc(l));
         let dirty = fid.is_some_and(|f| self.files[&f].dirty);
         let bytes = local.bytes.clone();
-        let uploadable = self.uploadable(tdir, name, &bytes, pending);
+        let over = replaced.is_some() || !local.over.is_empty();
+        let uploadable = self.uploadable(tdir, name, &bytes, pending, over);
         if kind == Kind::Dir {
             self.move_local(l, tdir, name);
             return Ok(false);

@@ -6,6 +6,12 @@ use crate::namespace::RaceTarget;
 use crate::reference::*;
 use crate::semantics::{tellable, Ctx, Res};
 
+/// Whether an upload of `bytes` from `p` has a type: a rewrite of an
+/// object has its stored version's.
+fn typed(p: Place, name: &str, bytes: &[u8]) -> bool {
+    matches!(p, Place::Obj(_)) || tellable(name, bytes)
+}
+
 impl Model {
     /// Where an upload of the bytes at `p` goes, if they would be uploaded.
     fn upload_target(&self, p: Place, bytes: &[u8]) -> Option<(String, Option<Key>)> {
@@ -13,12 +19,13 @@ impl Model {
             Place::Loc(l) => {
                 let local = &self.locals[&l];
                 let pending = local.pend.is_some();
-                let folder = self.uploadable(local.parent, &local.name, bytes, pending)?;
+                let over = !local.over.is_empty();
+                let folder = self.uploadable(local.parent, &local.name, bytes, pending, over)?;
                 (local.name.clone(), folder)
             }
             Place::Obj(k) => (self.objs[k].name.clone(), self.objs[k].parent),
         };
-        (!bytes.is_empty() && tellable(&name, bytes)).then_some((name, parent))
+        (!bytes.is_empty() && typed(p, &name, bytes)).then_some((name, parent))
     }
 
     /// What an unlink racing an upload picks: a pending upload (run by
@@ -35,7 +42,7 @@ impl Model {
         for (i, (p, target)) in pending.iter().enumerate() {
             let first = pending.iter().position(|(_, t)| t == target);
             let bytes = &self.pending(*p).unwrap().bytes;
-            if first == Some(i) && tellable(&target.0, bytes) {
+            if first == Some(i) && typed(*p, &target.0, bytes) {
                 all.push((*p, target.clone(), None));
             }
         }
@@ -98,7 +105,7 @@ impl Model {
             .filter(|(p, t)| {
                 queued.iter().filter(|(_, u)| u == t).count() == 1
                     && self.fid_at(*p).is_none()
-                    && tellable(&t.0, &self.pending(*p).unwrap().bytes)
+                    && typed(*p, &t.0, &self.pending(*p).unwrap().bytes)
             })
             .collect();
         let (place, (name, parent)) = *all.get(pick % all.len().max(1))?;
@@ -160,7 +167,8 @@ impl Model {
             return;
         }
         let (name, parent) = self.pending_target(p);
-        let Ok(n1) = self.s_upload(cx, &name, parent, &e1.bytes) else {
+        let typed = matches!(p, Place::Obj(_));
+        let Ok(n1) = self.s_upload(cx, &name, parent, &e1.bytes, typed) else {
             return;
         };
         match p {

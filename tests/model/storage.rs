@@ -41,9 +41,16 @@ impl Model {
         name: &str,
         bytes: &[u8],
         pending: bool,
+        over: bool,
     ) -> Option<Option<Key>> {
+        // A new file whose type cannot be told waits here for a name that
+        // tells it, unless it takes the place of objects (then its upload
+        // is tried, and refused).
+        let waits = !tellable(name, bytes) && !over;
         match dir {
-            Dir::Srv(folder) if pending || !junk(name) && !bytes.is_empty() => Some(folder),
+            Dir::Srv(folder) if pending || !junk(name) && !bytes.is_empty() && !waits => {
+                Some(folder)
+            }
             _ => None,
         }
     }
@@ -73,8 +80,10 @@ impl Model {
             // Closed once, it will be stored: emptied, as a stored file.
             return Err(libc::EINVAL);
         }
-        let Some(folder) = self.uploadable(local.parent, &name, &bytes, pending) else {
-            // Junk, in a local dir, or empty: it stays in this mount.
+        let over = !local.over.is_empty();
+        let Some(folder) = self.uploadable(local.parent, &name, &bytes, pending, over) else {
+            // Junk, in a local dir, empty, or waiting for a name: it stays
+            // in this mount.
             self.set_dirty(fid, false);
             return Ok(());
         };
@@ -102,7 +111,7 @@ impl Model {
             local.bytes = bytes;
             local.pend = Some(pend);
         } else {
-            let n = self.s_upload(cx, name, folder, &bytes)?;
+            let n = self.s_upload(cx, name, folder, &bytes, false)?;
             self.became_object(cx, Place::Loc(l), n);
         }
         Ok(())
@@ -115,15 +124,14 @@ impl Model {
         }
         let name = self.objs[k].name.clone();
         if self.wb {
-            if !tellable(&name, &bytes) {
-                return Err(libc::EINVAL);
-            }
+            // A rewrite is typed by the version it replaces, if not by its
+            // bytes or name.
             let also = self.pend_over.get(&k).map(|p| p.also.clone());
             let pend = self.new_pend(bytes, also.unwrap_or_default());
             self.pend_over.insert(k, pend);
             self.files.get_mut(&fid).unwrap().staged = None;
         } else {
-            let n = self.s_upload(cx, &name, self.objs[k].parent, &bytes)?;
+            let n = self.s_upload(cx, &name, self.objs[k].parent, &bytes, true)?;
             self.replaced(cx, k, n);
         }
         self.set_dirty(fid, false);
@@ -260,7 +268,8 @@ impl Model {
     pub fn upload_pending(&mut self, cx: &mut Ctx, p: Place) -> Result<(), i32> {
         let pend = self.pending(p).expect("pending").clone();
         let (name, parent) = self.pending_target(p);
-        match self.s_upload(cx, &name, parent, &pend.bytes) {
+        let typed = matches!(p, Place::Obj(_));
+        match self.s_upload(cx, &name, parent, &pend.bytes, typed) {
             Ok(n) => {
                 match p {
                     Place::Loc(_) => self.became_object(cx, p, n),
@@ -340,7 +349,8 @@ impl Model {
         if bytes.is_empty() && pending {
             return Err(libc::EINVAL);
         }
-        let Some(folder) = self.uploadable(local.parent, &name, &bytes, pending) else {
+        let over = !local.over.is_empty();
+        let Some(folder) = self.uploadable(local.parent, &name, &bytes, pending, over) else {
             self.locals.get_mut(&l).unwrap().bytes = bytes;
             return Ok(());
         };
@@ -353,15 +363,14 @@ impl Model {
         }
         let name = self.objs[k].name.clone();
         if self.wb {
-            if !tellable(&name, &bytes) {
-                return Err(libc::EINVAL);
-            }
+            // A rewrite is typed by the version it replaces, if not by its
+            // bytes or name.
             let also = self.pend_over.get(&k).map(|p| p.also.clone());
             let pend = self.new_pend(bytes, also.unwrap_or_default());
             self.pend_over.insert(k, pend);
             return Ok(());
         }
-        let n = self.s_upload(cx, &name, self.objs[k].parent, &bytes)?;
+        let n = self.s_upload(cx, &name, self.objs[k].parent, &bytes, true)?;
         self.replaced(cx, k, n);
         Ok(())
     }

@@ -100,6 +100,20 @@ impl Namespace {
         self.nodes.get_mut(&ino)
     }
 
+    /// The path of the folder `ino` is in, as the mount shows it, for
+    /// messages.
+    pub fn folder_path(&self, ino: Ino) -> String {
+        let mut parts = Vec::new();
+        let mut at = self.node(ino).map(|n| n.parent);
+        while let Some(dir) = at.filter(|&d| d != ROOT) {
+            let Some(node) = self.node(dir) else { break };
+            parts.push(node.name.as_str());
+            at = Some(node.parent);
+        }
+        parts.reverse();
+        format!("/{}", parts.join("/"))
+    }
+
     pub fn node_count(&self) -> usize {
         self.nodes.len()
     }

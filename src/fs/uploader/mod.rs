@@ -17,6 +17,7 @@
 mod removals;
 mod spool;
 mod staging;
+mod unnamed;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
@@ -28,10 +29,11 @@ use tokio::sync::{Notify, Semaphore};
 use removals::Removals;
 pub use spool::{new_file_key, Spool, SpoolRecord};
 pub use staging::{Staged, StagingCell};
+pub use unnamed::{Unnamed, GRACE};
 
 use super::namespace::{FolderKey, Ino, Namespace, Spooled};
 use super::times::TimeStore;
-use super::{api_failure, names, Backend, Errno, FsResult};
+use super::{api_failure, junk, names, Backend, Errno, FsResult};
 use crate::api::limits::max_upload_bytes;
 use crate::api::{mime, ApiError, DeleteStatus, MediaObject};
 
@@ -44,6 +46,9 @@ pub struct Upload {
     /// Removed once the new object is stored.
     pub replaces: Vec<String>,
     pub len: u64,
+    /// The type to upload as; `None` (a spool entry of an older version)
+    /// is told from the bytes and the name at upload.
+    pub content_type: Option<String>,
 }
 
 /// Where an upload's bytes come from, so that its landing changes the
@@ -86,18 +91,31 @@ impl<'a> Bytes<'a> {
     }
 }
 
+/// What the checks before an upload decide.
+#[derive(Debug)]
+pub enum Verdict {
+    /// Store these bytes.
+    Upload(Upload),
+    /// They stay in this mount: junk, a folder of this mount, a new empty
+    /// file.
+    StaysHere,
+    /// A new file whose type neither its bytes nor its name tell: it waits
+    /// here for the rename that names it (editors and `sed -i` save through
+    /// such temp names), and is uploaded then.
+    AwaitsName,
+}
+
 /// The checks before an upload, the same for every path: what storing the
-/// staged bytes at `dest` would be, `None` when they stay in this mount
-/// (junk, a folder of this mount, a new empty file), or the error the
-/// program that wrote them gets. `stored` is the version they replace, and
-/// `spooled` says an earlier version of them is bound for the server: then
-/// they are too, whatever the name.
+/// staged bytes at `dest` would be, or the error the program that wrote
+/// them gets. `stored` is the version they replace, and `spooled` says an
+/// earlier version of them is bound for the server: then they are too,
+/// whatever the name.
 pub fn check(
     dest: &Destination,
     stored: Option<&MediaObject>,
     spooled: bool,
     bytes: &Bytes,
-) -> FsResult<Option<Upload>> {
+) -> FsResult<Verdict> {
     let name = dest.name.as_str();
     if bytes.refused {
         // Part of the file never made it into staging: uploading the rest
@@ -106,37 +124,62 @@ pub fn check(
     }
     let bound = stored.is_some() || spooled;
     let Some(parent) = dest.folder.clone().filter(|_| bound || !dest.junk) else {
-        return Ok(None);
+        return Ok(Verdict::StaysHere);
     };
     let len = bytes.len;
     if len == 0 {
-        if !bound {
-            // The library holds no empty files: a new one stays local
-            // until it gets content.
-            return Ok(None);
-        }
-        log::warn!(
-            "{name:?} was emptied, but the library cannot hold empty files; it keeps its previous content"
-        );
-        return Err(Errno(libc::EINVAL));
+        // The library holds no empty files: a new one stays local until it
+        // gets content, and a stored one keeps its content (the caller says
+        // so to the user, once the handle is closed).
+        return if bound {
+            Err(Errno(libc::EINVAL))
+        } else {
+            Ok(Verdict::StaysHere)
+        };
     }
-    let content_type = mime::detect_file(bytes.path, name)
-        .map_err(Errno::from_io)?
-        .ok_or_else(|| {
-            log::warn!("cannot tell the type of {name:?} from its bytes or its name; the library refuses it");
-            Errno(libc::EINVAL)
-        })?;
+    let Some(content_type) = upload_type(bytes.path, name, stored)? else {
+        let refused = mime::refused_by_name(name);
+        if !bound && refused.is_none() {
+            return Ok(Verdict::AwaitsName);
+        }
+        match refused {
+            Some(said) => log::warn!(
+                "cannot tell the type of {name:?} from its bytes, and its name says {said}, which the \
+                 library refuses"
+            ),
+            None => log::warn!(
+                "cannot tell the type of {name:?} from its bytes or its name; the library refuses it"
+            ),
+        }
+        return Err(Errno(libc::EINVAL));
+    };
     let limit = max_upload_bytes(&content_type);
     if len > limit {
         log::warn!("{name:?} is {len} bytes; the library takes at most {limit} for {content_type}");
         return Err(Errno(libc::EFBIG));
     }
-    Ok(Some(Upload {
+    Ok(Verdict::Upload(Upload {
         // A replacement keeps the library's own name (which may hold a `/`).
         name: stored.map_or(name.to_owned(), |o| o.name.clone()),
         parent,
         replaces: stored.map(|o| o.id.clone()).into_iter().collect(),
         len,
+        content_type: Some(content_type),
+    }))
+}
+
+/// The type to upload bytes as: told by the bytes, then by the name, then,
+/// for a rewrite, the type of the version it replaces (`README` rewritten
+/// is still text).
+fn upload_type(path: &Path, name: &str, stored: Option<&MediaObject>) -> FsResult<Option<String>> {
+    // An editor's swap file is no `.txt` for being named `.notes.txt.swp`:
+    // a junk name (uploaded with --upload-junk) tells no type.
+    let type_name = if junk::is_junk(name) { "" } else { name };
+    let told = mime::detect_file(path, type_name).map_err(Errno::from_io)?;
+    Ok(told.or_else(|| {
+        stored
+            .and_then(|o| o.content_type.clone())
+            .filter(|t| !crate::api::limits::is_refused_type(t))
     }))
 }
 
@@ -266,6 +309,7 @@ impl<B: Backend> Uploader<B> {
             parent: upload.parent.clone(),
             replaces: upload.replaces.clone(),
             size: upload.len,
+            content_type: upload.content_type.clone(),
             spooled_at: chrono::Utc::now(),
             failed: None,
         };
@@ -326,6 +370,7 @@ impl<B: Backend> Uploader<B> {
             parent: record.parent.clone(),
             replaces: record.replaces.clone(),
             len: record.size,
+            content_type: record.content_type.clone(),
         };
         let source = Source::Entry {
             file: record.file.clone(),
@@ -369,7 +414,12 @@ impl<B: Backend> Uploader<B> {
     ) -> Result<MediaObject, (ApiError, Errno)> {
         let new = self
             .backend
-            .upload(data, &upload.name, upload.parent.as_deref())
+            .upload(
+                data,
+                &upload.name,
+                upload.parent.as_deref(),
+                upload.content_type.as_deref(),
+            )
             .await
             .map_err(|e| {
                 let errno = api_failure(&format!("uploading {:?}", upload.name), &e);

@@ -27,6 +27,9 @@ pub struct SpoolRecord {
     #[serde(default, deserialize_with = "one_or_many")]
     pub replaces: Vec<String>,
     pub size: u64,
+    /// The type to upload it as (absent in records of older versions).
+    #[serde(default)]
+    pub content_type: Option<String>,
     pub spooled_at: DateTime<Utc>,
     /// Why it could not be uploaded, once it failed for good.
     #[serde(default)]
@@ -192,6 +195,7 @@ mod tests {
             parent: None,
             replaces: Vec::new(),
             size: 3,
+            content_type: None,
             spooled_at: Utc::now(),
             failed: None,
         }
