@@ -340,9 +340,18 @@ impl Harness {
                     fs.release(fh);
                     flushed
                 });
+                // With write-back the close must end while the upload is
+                // held (one that waits for it would never end: given all of
+                // HANG, a busy machine cannot fail it). Without, the close
+                // gets a moment to reach its wait for the upload.
+                let budget = if self.model.wb {
+                    HANG
+                } else {
+                    Duration::from_millis(20)
+                };
                 let early = tokio::select! {
                     r = &mut close => Some(r),
-                    _ = tokio::time::sleep(Duration::from_millis(20)) => None,
+                    _ = tokio::time::sleep(budget) => None,
                 };
                 if self.model.wb && early.is_none() {
                     drop(release);
