@@ -240,3 +240,37 @@ fn redirections_into_a_stored_file() {
     }
     assert_eq!(server_bytes(&emu, "notes.txt"), b"two\n");
 }
+
+#[test]
+fn move_to_trash_sends_objects_to_the_library_trash() {
+    let emu = emulator();
+    // Even where `rm` deletes for good, Move to Trash trashes.
+    let m = Mounted::start(&emu, &["--delete-mode", "delete"]);
+    ok(&format!("mkdir {}", m.at("Kit")));
+    ok(&format!("echo logo > {}", m.at("Kit/notes.txt")));
+    ok(&format!("echo hi > {}", m.at("hello.txt")));
+    ok(&format!("printf 'no type' > {}", m.at("scratch")));
+    kernel_forgets();
+    for name in ["hello.txt", "Kit", "scratch"] {
+        ok(&format!("gio trash {}", m.at(name)));
+    }
+    let status_of = |name: &str| {
+        server_objects(&emu)
+            .into_iter()
+            .find(|o| o["name"] == name)
+            .map(|o| o["status"].as_str().unwrap().to_owned())
+    };
+    assert_eq!(status_of("hello.txt").as_deref(), Some("trashed"));
+    assert_eq!(status_of("Kit").as_deref(), Some("trashed"));
+    assert_eq!(status_of("scratch"), None, "never stored");
+    let trash = m
+        .path()
+        .join(format!(".Trash-{}", unsafe { libc::geteuid() }));
+    // What only this mount held is in its own trash; the rest is not.
+    assert_eq!(listing(&trash.join("files")), ["scratch"]);
+    assert_eq!(listing(&trash.join("info")), ["scratch.trashinfo"]);
+    assert_eq!(
+        listing(m.path()),
+        [trash.file_name().unwrap().to_str().unwrap()]
+    );
+}

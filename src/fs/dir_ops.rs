@@ -8,7 +8,7 @@ use super::namespace::{
 };
 use super::uploader::Destination;
 use super::{api_failure, Attr, Backend, DirEntry, Errno, FileKind, FsResult, MediaFs};
-use crate::api::{ApiError, MediaObject};
+use crate::api::{ApiError, DeleteStatus, MediaObject};
 
 /// What a name in a folder stands for.
 #[derive(Debug, Clone)]
@@ -379,12 +379,12 @@ impl<B: Backend> MediaFs<B> {
         }
     }
 
-    async fn remove_on_server(&self, object: &MediaObject) -> FsResult<()> {
-        match self
-            .backend
-            .remove(&object.id, self.config.delete_mode)
-            .await
-        {
+    pub(super) async fn remove_on_server(
+        &self,
+        object: &MediaObject,
+        status: DeleteStatus,
+    ) -> FsResult<()> {
+        match self.backend.remove(&object.id, status).await {
             // Removed elsewhere already: what was asked for holds.
             Ok(()) | Err(ApiError::NotFound { .. }) => Ok(()),
             Err(e) => Err(api_failure(&format!("removing {:?}", object.name), &e)),
@@ -392,6 +392,16 @@ impl<B: Backend> MediaFs<B> {
     }
 
     pub async fn unlink(&self, dir: Ino, name: &str) -> FsResult<()> {
+        self.unlink_as(dir, name, self.config.delete_mode).await
+    }
+
+    /// Unlinks, removing the stored version as `status` says.
+    pub(super) async fn unlink_as(
+        &self,
+        dir: Ino,
+        name: &str,
+        status: DeleteStatus,
+    ) -> FsResult<()> {
         self.writable()?;
         // The uploads of the file the name means are held, then the name is
         // looked at again: if it means another file by then, once more.
@@ -404,7 +414,7 @@ impl<B: Backend> MediaFs<B> {
                 // An object with no inode: nothing of it is pending here.
                 log::debug!("unlink {name:?} in {dir}: {entry:?}");
                 if let Entry::Object(o) = &entry {
-                    self.remove_on_server(o).await?;
+                    self.remove_on_server(o, status).await?;
                 }
                 self.mark_unlinked(dir, &entry);
                 return Ok(());
@@ -426,7 +436,7 @@ impl<B: Backend> MediaFs<B> {
             {
                 continue;
             }
-            self.unlink_held(dir, name, ino, &mut held).await?;
+            self.unlink_held(dir, name, ino, status, &mut held).await?;
             return Ok(());
         }
         Err(Errno(libc::EAGAIN))
@@ -439,6 +449,7 @@ impl<B: Backend> MediaFs<B> {
         dir: Ino,
         name: &str,
         ino: Ino,
+        status: DeleteStatus,
         held: &mut super::commit::UploadsHeld,
     ) -> FsResult<()> {
         let stored = self
@@ -449,7 +460,7 @@ impl<B: Backend> MediaFs<B> {
             .and_then(|n| n.object().cloned());
         log::debug!("unlink {name:?} in {dir}: inode {ino}, stored as {stored:?}");
         if let Some(o) = &stored {
-            self.remove_on_server(o).await?;
+            self.remove_on_server(o, status).await?;
         }
         self.discard_spooled(ino, held).await?;
         if let Some(o) = stored {
@@ -514,7 +525,7 @@ impl<B: Backend> MediaFs<B> {
             return Err(Errno(libc::ENOTEMPTY));
         }
         if let Entry::Object(o) = &entry {
-            self.remove_on_server(o).await?;
+            self.remove_on_server(o, self.config.delete_mode).await?;
         }
         self.mark_unlinked(dir, &entry);
         Ok(())

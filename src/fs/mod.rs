@@ -20,6 +20,7 @@ mod prefetch;
 mod reader;
 mod rename;
 mod times;
+mod trash;
 mod uploader;
 mod write_back;
 

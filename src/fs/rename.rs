@@ -32,6 +32,9 @@ impl<B: Backend> MediaFs<B> {
             // The library cannot swap two names in one step.
             return Err(Errno(libc::EINVAL));
         }
+        if let Some(trashed) = self.rename_into_trash(dir, name, new_dir, new_name).await {
+            return trashed;
+        }
         // A file stored meanwhile by an upload in flight is looked at again.
         for _ in 0..3 {
             let source = self.resolve(dir, name).await?.ok_or(Errno(libc::ENOENT))?;
