@@ -1,13 +1,19 @@
 #!/usr/bin/env bash
 # Installs what mediafs and its tests need on a fresh Debian machine:
 # fuse3 (fusermount3 and the kernel device's tools), rsync, attr (getfattr),
-# curl, and fsx. Safe to run again; does nothing when all are present.
+# curl, vim, perl, python3, gio (libglib2.0-bin), and fsx. Safe to run again;
+# does nothing when all are present.
 set -euo pipefail
 need=()
 command -v fusermount3 >/dev/null || need+=(fuse3)
 command -v rsync >/dev/null || need+=(rsync)
 command -v getfattr >/dev/null || need+=(attr)
 command -v curl >/dev/null || need+=(curl)
+# The everyday-tools tests drive editors and scripts through the mount.
+command -v vim >/dev/null || need+=(vim)
+command -v perl >/dev/null || need+=(perl)
+command -v python3 >/dev/null || need+=(python3)
+command -v gio >/dev/null || need+=(libglib2.0-bin)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then sudo=sudo; else sudo=; fi
   $sudo apt-get update -qq
