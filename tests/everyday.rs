@@ -76,14 +76,28 @@ fn kernel_forgets() {
 
 #[test]
 fn sed_perl_and_python_save_through_temp_names() {
+    saves_through_temp_names(&[]);
+}
+
+#[test]
+fn saves_through_temp_names_with_write_back() {
+    saves_through_temp_names(&["--write-back"]);
+}
+
+/// With write-back the rename spools the file; `fsync` on the target then
+/// waits for its upload, so the server can be looked at.
+fn saves_through_temp_names(mode: &[&str]) {
     let emu = emulator();
-    let m = Mounted::start(&emu, &[]);
+    let m = Mounted::start(&emu, mode);
     let notes = m.path().join("notes.txt");
     std::fs::write(&notes, "a b c\n").unwrap();
 
+    let synced = |path: &Path| ok(&format!("sync {}", q(path)));
     ok(&format!("sed -i s/b/B/ {}", q(&notes)));
+    synced(&notes);
     assert_eq!(server_bytes(&emu, "notes.txt"), b"a B c\n");
     ok(&format!("perl -pi -e s/c/C/ {}", q(&notes)));
+    synced(&notes);
     assert_eq!(server_bytes(&emu, "notes.txt"), b"a B C\n");
     // The pattern of careful programs: a temp file, fsync, then replace.
     let script = r#"
@@ -96,6 +110,7 @@ with tempfile.NamedTemporaryFile("w", dir=os.path.dirname(target), delete=False)
 os.replace(f.name, target)
 "#;
     ok(&format!("python3 -c {} {}", q(script), q(&notes)));
+    synced(&notes);
     assert_eq!(server_bytes(&emu, "notes.txt"), b"x y z\n");
     // Also while the temp file is still open, as some programs do.
     let script = r#"
@@ -108,6 +123,7 @@ os.replace(f.name, target)
 f.close()
 "#;
     ok(&format!("python3 -c {} {}", q(script), q(&notes)));
+    synced(&notes);
     assert_eq!(server_bytes(&emu, "notes.txt"), b"still open\n");
 
     assert_eq!(listing(m.path()), ["notes.txt"], "no temp file left");
