@@ -1019,3 +1019,46 @@ async fn a_rename_while_an_earlier_version_uploads_keeps_the_new_name() {
     assert_eq!(stored[0].name, "b.png");
     assert_eq!(stored[0].size, Some(newest.len() as u64));
 }
+
+/// A file waiting for a name, written again with bytes whose upload then
+/// fails, leaves no entry (its close said EIO) but loses nothing: its
+/// bytes go to `unstored/`. One renamed to a typed name is uploaded by the
+/// rename, which reports a failure and keeps the file waiting.
+#[tokio::test]
+async fn a_file_waiting_for_a_name_is_never_dropped() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let ino = write_file(&f.fs, ROOT, "tmpA", b"plain text")
+        .await
+        .unwrap();
+    assert!(server_files(&f).await.is_empty(), "it waits for a name");
+    f.backend.fail_uploads.store(true, Ordering::SeqCst);
+    let plain = RenameFlags {
+        no_replace: false,
+        exchange: false,
+    };
+    assert_eq!(
+        f.fs.rename(ROOT, "tmpA", ROOT, "notes.txt", plain).await,
+        Err(Errno(libc::EIO))
+    );
+    assert_eq!(names_in(&f.fs, ROOT).await, ["tmpA"], "still waiting");
+    assert_eq!(read_all(&f.fs, ino).await, b"plain text");
+
+    let png = png_bytes(50, 3);
+    assert_eq!(rewrite(&f.fs, ino, &png).await, Err(Errno(libc::EIO)));
+    assert!(names_in(&f.fs, ROOT).await.is_empty());
+    let kept = f._cache.path().join("unstored/tmpA");
+    assert_eq!(std::fs::read(kept).unwrap(), png);
+
+    f.backend.fail_uploads.store(false, Ordering::SeqCst);
+    write_file(&f.fs, ROOT, "tmpB", b"more text").await.unwrap();
+    f.fs.rename(ROOT, "tmpB", ROOT, "more.txt", plain)
+        .await
+        .unwrap();
+    let stored = server_files(&f).await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].name, "more.txt");
+    assert_eq!(stored[0].content_type.as_deref(), Some("text/plain"));
+    f.fs.drain_uploads().await;
+    assert!(!f._cache.path().join("unstored/tmpB").exists());
+    assert!(!f._cache.path().join("unstored/more.txt").exists());
+}

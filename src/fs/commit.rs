@@ -490,8 +490,9 @@ impl<B: Backend> MediaFs<B> {
         };
         let (parent, name) = (node.parent, node.name.clone());
         if vanishes {
-            // A new file that could not be stored leaves no entry behind.
-            self.unnamed.done(ino);
+            // A new file that could not be stored leaves no entry behind;
+            // if it waited for a name before, its bytes are kept.
+            self.unnamed.give_up(ino);
             ns.unlink(ino);
             drop(ns);
             self.report_stale(Stale::Entry { parent, name });

@@ -25,6 +25,12 @@ use crate::fs::namespace::Ino;
 /// How long after its close a file without a name is warned about.
 pub const GRACE: Duration = Duration::from_secs(30);
 
+const NEVER_NAMED: &str = "neither its bytes nor its name tell the type the library needs, \
+     and it was never renamed to a name that does";
+const NEVER_NAMED_EARLIER: &str = "an earlier mount ended before it was renamed to a name that \
+     tells the type the library needs";
+const UPLOAD_FAILED: &str = "it was written again, and that version could not be uploaded";
+
 /// What a waiting file was, kept beside its bytes.
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
@@ -61,7 +67,7 @@ impl Unnamed {
         for entry in std::fs::read_dir(&unnamed.dir)? {
             let path = entry?.path();
             if path.extension().is_some_and(|e| e == "json") {
-                unnamed.keep(&path.with_extension(""), "an earlier mount");
+                unnamed.keep(&path.with_extension(""), NEVER_NAMED_EARLIER);
             }
         }
         Ok(unnamed)
@@ -104,6 +110,16 @@ impl Unnamed {
         }
     }
 
+    /// A waiting file that could not be kept in the mount (written again,
+    /// its upload failed, and it left no entry): its bytes go to
+    /// `unstored/` now, with an error naming it.
+    pub fn give_up(&self, ino: Ino) {
+        let earlier = self.waiting.lock().unwrap().remove(&ino);
+        if let Some(earlier) = earlier {
+            self.keep(&self.dir.join(earlier.key.to_string()), UPLOAD_FAILED);
+        }
+    }
+
     /// The key of what `ino` waits as now, if it does.
     pub fn key(&self, ino: Ino) -> Option<u64> {
         self.waiting.lock().unwrap().get(&ino).map(|w| w.key)
@@ -116,7 +132,7 @@ impl Unnamed {
         let mut kept = 0;
         for (ino, waiting) in all {
             if live(ino) {
-                self.keep(&self.dir.join(waiting.key.to_string()), "this mount");
+                self.keep(&self.dir.join(waiting.key.to_string()), NEVER_NAMED);
                 kept += 1;
             } else {
                 self.remove(waiting.key);
@@ -136,8 +152,8 @@ impl Unnamed {
         let _ = std::fs::remove_file(base.with_extension("data"));
     }
 
-    /// Moves a waiting file's bytes to `unstored/`, and says so.
-    fn keep(&self, base: &Path, whose: &str) {
+    /// Moves a waiting file's bytes to `unstored/`, and says why.
+    fn keep(&self, base: &Path, why: &str) {
         let record: Option<Record> = std::fs::read(base.with_extension("json"))
             .ok()
             .and_then(|json| serde_json::from_slice(&json).ok());
@@ -152,14 +168,13 @@ impl Unnamed {
         });
         match kept {
             Ok(to) => log::error!(
-                "{name:?} in {folder} was never stored: {whose} closed it, but neither its bytes nor its \
-                 name tell the type the library needs, and it was never renamed to a name that does. \
-                 Its bytes are kept in {}; copy it back under a name with an extension to upload it",
+                "{name:?} in {folder} was never stored: {why}. Its bytes are kept in {}; copy it back \
+                 under a name with an extension to upload it",
                 to.display()
             ),
             Err(e) => log::error!(
-                "{name:?} in {folder} was never stored (no type could be told), and its bytes could \
-                 not be moved from {} to {}: {e}",
+                "{name:?} in {folder} was never stored ({why}), and its bytes could not be moved \
+                 from {} to {}: {e}",
                 data.display(),
                 self.unstored.display()
             ),
