@@ -126,6 +126,12 @@ f.close()
     synced(&notes);
     assert_eq!(server_bytes(&emu, "notes.txt"), b"still open\n");
 
+    // gedit and other GLib programs save with g_file_replace, through a
+    // `.goutputstream-XXXXXX` temp file: `gio save` does the same.
+    ok(&format!("printf 'via gio\\n' | gio save {}", q(&notes)));
+    synced(&notes);
+    assert_eq!(server_bytes(&emu, "notes.txt"), b"via gio\n");
+
     assert_eq!(listing(m.path()), ["notes.txt"], "no temp file left");
     let active: Vec<Value> = active_files(&emu);
     assert_eq!(active.len(), 1, "only notes.txt is stored: {active:?}");
