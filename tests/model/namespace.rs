@@ -361,10 +361,12 @@ impl Model {
             local.bytes = pend.bytes.to_vec();
             self.adopt_over(l);
         }
-        self.adopt_orphans();
+        // Every spooled version is queued again, an orphan's too (even one
+        // whose last attempt failed): the next mount uploads them all.
         for pend in self.pend_over.values_mut() {
             pend.queued = true;
         }
+        self.adopt_orphans();
         for local in self.locals.values() {
             self.hidden_now.extend(local.over.iter().copied());
         }
