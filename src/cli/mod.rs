@@ -1,8 +1,10 @@
 //! The command line: `mediafs mount`, `mediafs demo` and `mediafs emulator`.
 
 mod emulator;
+mod logging;
 mod mount;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,6 +18,8 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,9 +37,14 @@ enum Command {
 /// Parses the command line, runs the command, and turns its outcome into an exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
-        .format_timestamp_millis()
-        .init();
+    let log_file = match cli.log.open_file() {
+        Ok(file) => file,
+        Err(message) => {
+            eprintln!("mediafs: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    logging::init(&cli.log, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -60,6 +69,12 @@ pub fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Makes a path given on the command line absolute, so that it means the
+/// same once a daemon has left the directory it was started in.
+fn absolute_path(arg: &str) -> Result<PathBuf, String> {
+    std::path::absolute(arg).map_err(|e| format!("not a usable path: {e}"))
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
