@@ -1,8 +1,10 @@
-//! The command line: `mediafs mount`, `mediafs demo` and `mediafs emulator`.
+//! The command line: `mediafs mount`, `mediafs demo`, `mediafs emulator` and
+//! `mediafs status`.
 
 mod emulator;
 mod logging;
 mod mount;
+mod service;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,7 +28,7 @@ struct Cli {
 enum Command {
     /// Run an emulator of the HighLevel Media Storage API (for demos, tests and benchmarks).
     Emulator(emulator::EmulatorArgs),
-    /// Mount a location's media library on a directory, in the foreground.
+    /// Mount a location's media library on a directory, in the foreground or with --daemon.
     Mount(mount::MountArgs),
     /// Start the emulator with a demo library and mount it: try mediafs with no account.
     Demo(mount::DemoArgs),
@@ -34,15 +36,25 @@ enum Command {
     Status(mount::StatusArgs),
 }
 
-/// Parses the command line, runs the command, and turns its outcome into an exit code.
+/// Parses the command line, runs the command, and turns its outcome into an
+/// exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    run(Cli::parse())
+}
+
+fn run(cli: Cli) -> ExitCode {
     let log_file = match cli.log.open_file() {
         Ok(file) => file,
-        Err(message) => {
-            eprintln!("mediafs: {message}");
-            return ExitCode::FAILURE;
-        }
+        Err(message) => return failed(&message),
+    };
+    // A daemon forks here, before the runtime or anything else starts a thread.
+    let readiness = match &cli.command {
+        Command::Mount(args) if args.daemon => match service::daemonize(log_file.as_ref()) {
+            Ok(service::Forked::Parent(code)) => return code,
+            Ok(service::Forked::Daemon(readiness)) => readiness,
+            Err(message) => return failed(&message),
+        },
+        _ => service::Readiness::foreground(),
     };
     logging::init(&cli.log, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -50,25 +62,27 @@ pub fn main() -> ExitCode {
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mediafs: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return failed(&format!("cannot start: {e}")),
     };
     let result = match cli.command {
         Command::Emulator(args) => runtime.block_on(emulator::run(args)),
-        Command::Mount(args) => runtime.block_on(mount::run_mount(args)),
-        Command::Demo(args) => runtime.block_on(mount::run_demo(args)),
+        Command::Mount(args) => runtime.block_on(mount::run_mount(args, readiness.hook())),
+        Command::Demo(args) => runtime.block_on(mount::run_demo(args, readiness.hook())),
         Command::Status(args) => mount::run_status(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
-            eprintln!("mediafs: {message}");
-            ExitCode::FAILURE
+            readiness.failed(&message);
+            failed(&message)
         }
     }
+}
+
+fn failed(message: &str) -> ExitCode {
+    eprintln!("mediafs: {message}");
+    ExitCode::FAILURE
 }
 
 /// Makes a path given on the command line absolute, so that it means the
