@@ -164,7 +164,9 @@ fn fuse_config(opts: &MountOptions, location: &str) -> Config {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(format!("mediafs:{location}")),
-        MountOption::Subtype("mediafs".into()),
+        // fuser's own mount(2), as root, drops Subtype: as an option the
+        // kernel reads, the type is fuse.mediafs however the mount is made.
+        MountOption::CUSTOM("subtype=mediafs".into()),
     ];
     if opts.read_only {
         config.mount_options.push(MountOption::RO);
