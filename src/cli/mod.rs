@@ -1,7 +1,9 @@
 //! The command line: `mediafs mount`, `mediafs demo`, `mediafs emulator` and
-//! `mediafs status`.
+//! `mediafs status`; the same binary is the mount helper `mount.fuse.mediafs`
+//! when called by that name.
 
 mod emulator;
+mod helper;
 mod logging;
 mod mount;
 mod service;
@@ -36,9 +38,19 @@ enum Command {
     Status(mount::StatusArgs),
 }
 
-/// Parses the command line, runs the command, and turns its outcome into an
-/// exit code.
+/// Parses the command line (or the mount helper's), runs the command, and
+/// turns its outcome into an exit code.
 pub fn main() -> ExitCode {
+    if helper::called_as_helper(std::env::args_os().next()) {
+        return match helper::parse(std::env::args_os()) {
+            Ok(Some(cli)) => run(cli),
+            Ok(None) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{}: {message}", helper::NAME);
+                ExitCode::FAILURE
+            }
+        };
+    }
     run(Cli::parse())
 }
 
