@@ -3,6 +3,7 @@
 //! when called by that name.
 
 mod emulator;
+mod generate;
 mod helper;
 mod logging;
 mod mount;
@@ -36,6 +37,9 @@ enum Command {
     Demo(mount::DemoArgs),
     /// List the write-back uploads still pending or failed.
     Status(mount::StatusArgs),
+    /// Write the man pages or shell completions into a directory (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
 /// Parses the command line (or the mount helper's), runs the command, and
@@ -81,6 +85,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Mount(args) => runtime.block_on(mount::run_mount(args, readiness.hook())),
         Command::Demo(args) => runtime.block_on(mount::run_demo(args, readiness.hook())),
         Command::Status(args) => mount::run_status(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
