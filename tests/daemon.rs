@@ -1,15 +1,18 @@
 //! A mount that lives like a service: `mediafs mount --daemon` returns once
 //! the mount answers, detached from its caller, or fails with the message the
-//! foreground mount prints; and the log goes where --log-file, --log-level
-//! and the journal want it.
+//! foreground mount prints; the systemd unit's command tells systemd when the
+//! mount is ready; and the log goes where --log-file, --log-level and the
+//! journal want it.
 
 mod common;
 
+use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::MetadataExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-use common::daemon::{daemons_of, run_to_end, wait_until, DaemonMount, Ran};
+use common::daemon::{daemons_of, run_to_end, wait_until, DaemonMount, Ran, DEADLINE};
 use common::mount::{is_mounted, EmulatorProcess, BIN};
 use common::{png_bytes, LOCATION, TOKEN};
 
@@ -163,6 +166,76 @@ fn a_daemon_that_cannot_mount_fails_with_the_foreground_message() {
         wait_until("the daemon that failed exits", || {
             daemons_of(mountpoint).is_empty()
         });
+    }
+}
+
+/// Where the service unit's `KEY=` setting says.
+fn unit_setting(unit: &str, key: &str) -> String {
+    let prefix = format!("{key}=");
+    let line = unit.lines().find(|l| l.starts_with(&prefix));
+    line.unwrap_or_else(|| panic!("no {key}= in the unit"))[prefix.len()..].to_owned()
+}
+
+#[test]
+fn the_service_units_command_tells_systemd_once_the_mount_answers() {
+    let unit = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/packaging/mediafs@.service"
+    ))
+    .unwrap();
+    assert_eq!(unit_setting(&unit, "Type"), "notify");
+    assert_eq!(unit_setting(&unit, "KillMode"), "mixed");
+    let emu = EmulatorProcess::start(&["--rate-limit", "0"]);
+    let conf = tempfile::tempdir().unwrap();
+    let token_file = conf.path().join("token");
+    std::fs::write(&token_file, TOKEN).unwrap();
+    // Both kinds of NOTIFY_SOCKET: a path, and a name in the abstract namespace.
+    let abstract_name = format!("mediafs-test-{}", std::process::id());
+    let sockets = [
+        (
+            conf.path().join("notify").display().to_string(),
+            UnixDatagram::bind(conf.path().join("notify")).unwrap(),
+        ),
+        (format!("@{abstract_name}"), {
+            let addr = SocketAddr::from_abstract_name(&abstract_name).unwrap();
+            UnixDatagram::bind_addr(&addr).unwrap()
+        }),
+    ];
+    for (notify_socket, socket) in sockets {
+        let mount = DaemonMount::new();
+        // As systemd would run it, $MEDIAFS_ARGS split into words.
+        let mediafs_args = format!("--base-url {} --rate-limit 0", emu.base_url);
+        let words: Vec<String> = unit_setting(&unit, "ExecStart")
+            .split_whitespace()
+            .flat_map(|word| match word {
+                "/usr/bin/mediafs" => vec![BIN.to_owned()],
+                "${MOUNTPOINT}" => vec![mount.path().display().to_string()],
+                "${LOCATION}" => vec![LOCATION.to_owned()],
+                "${TOKEN_FILE}" => vec![token_file.display().to_string()],
+                "$MEDIAFS_ARGS" => mediafs_args.split(' ').map(str::to_owned).collect(),
+                cache if cache.starts_with("%C/") => vec![cache
+                    .replace("%C", &conf.path().display().to_string())
+                    .replace("%i", "test")],
+                other => vec![other.to_owned()],
+            })
+            .collect();
+        let mut service = Command::new(&words[0])
+            .args(&words[1..])
+            .env("NOTIFY_SOCKET", &notify_socket)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        socket.set_read_timeout(Some(DEADLINE)).unwrap();
+        let mut message = [0u8; 64];
+        let len = socket
+            .recv(&mut message)
+            .expect("READY=1 within the deadline");
+        assert_eq!(&message[..len], b"READY=1", "{notify_socket}");
+        assert!(is_mounted(&mount.path()), "mounted when it says so");
+        assert!(std::fs::read_dir(mount.path()).is_ok());
+        mount.unmount_with("fusermount3 -u");
+        assert!(service.wait().unwrap().success());
     }
 }
 
