@@ -1,8 +1,15 @@
-//! The command line: `mediafs mount`, `mediafs demo` and `mediafs emulator`.
+//! The command line: `mediafs mount`, `mediafs demo`, `mediafs emulator` and
+//! `mediafs status`; the same binary is the mount helper `mount.fuse.mediafs`
+//! when called by that name.
 
 mod emulator;
+mod generate;
+mod helper;
+mod logging;
 mod mount;
+mod service;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -16,50 +23,89 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    #[command(flatten)]
+    log: logging::LogArgs,
 }
 
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Run an emulator of the HighLevel Media Storage API (for demos, tests and benchmarks).
     Emulator(emulator::EmulatorArgs),
-    /// Mount a location's media library on a directory, in the foreground.
+    /// Mount a location's media library on a directory, in the foreground or with --daemon.
     Mount(mount::MountArgs),
     /// Start the emulator with a demo library and mount it: try mediafs with no account.
     Demo(mount::DemoArgs),
     /// List the write-back uploads still pending or failed.
     Status(mount::StatusArgs),
+    /// Write the man pages or shell completions into a directory (for packaging).
+    #[command(hide = true)]
+    Generate(generate::GenerateArgs),
 }
 
-/// Parses the command line, runs the command, and turns its outcome into an exit code.
+/// Parses the command line (or the mount helper's), runs the command, and
+/// turns its outcome into an exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info,fuser=error"))
-        .format_timestamp_millis()
-        .init();
+    if helper::called_as_helper(std::env::args_os().next()) {
+        return match helper::parse(std::env::args_os()) {
+            Ok(Some(cli)) => run(cli),
+            Ok(None) => ExitCode::SUCCESS,
+            Err(message) => {
+                eprintln!("{}: {message}", helper::NAME);
+                ExitCode::FAILURE
+            }
+        };
+    }
+    run(Cli::parse())
+}
+
+fn run(cli: Cli) -> ExitCode {
+    let log_file = match cli.log.open_file() {
+        Ok(file) => file,
+        Err(message) => return failed(&message),
+    };
+    // A daemon forks here, before the runtime or anything else starts a thread.
+    let readiness = match &cli.command {
+        Command::Mount(args) if args.daemon => match service::daemonize(log_file.as_ref()) {
+            Ok(service::Forked::Parent(code)) => return code,
+            Ok(service::Forked::Daemon(readiness)) => readiness,
+            Err(message) => return failed(&message),
+        },
+        _ => service::Readiness::foreground(),
+    };
+    logging::init(&cli.log, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("mediafs: cannot start: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return failed(&format!("cannot start: {e}")),
     };
     let result = match cli.command {
         Command::Emulator(args) => runtime.block_on(emulator::run(args)),
-        Command::Mount(args) => runtime.block_on(mount::run_mount(args)),
-        Command::Demo(args) => runtime.block_on(mount::run_demo(args)),
+        Command::Mount(args) => runtime.block_on(mount::run_mount(args, readiness.hook())),
+        Command::Demo(args) => runtime.block_on(mount::run_demo(args, readiness.hook())),
         Command::Status(args) => mount::run_status(args),
+        Command::Generate(args) => generate::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(message) => {
             log::error!("{message}");
-            eprintln!("mediafs: {message}");
-            ExitCode::FAILURE
+            readiness.failed(&message);
+            failed(&message)
         }
     }
+}
+
+fn failed(message: &str) -> ExitCode {
+    eprintln!("mediafs: {message}");
+    ExitCode::FAILURE
+}
+
+/// Makes a path given on the command line absolute, so that it means the
+/// same once a daemon has left the directory it was started in.
+fn absolute_path(arg: &str) -> Result<PathBuf, String> {
+    std::path::absolute(arg).map_err(|e| format!("not a usable path: {e}"))
 }
 
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).

@@ -1,6 +1,7 @@
 //! `mediafs mount` and `mediafs demo`: check the token and location, mount in
-//! the foreground, and unmount cleanly on Ctrl-C, SIGTERM or `fusermount3 -u`
-//! once the uploads in flight are done.
+//! the foreground (or as a daemon, forked before this runs: see `service`),
+//! say when the mount answers, and unmount cleanly on Ctrl-C, SIGTERM or
+//! `fusermount3 -u` once the uploads in flight are done.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -36,7 +37,7 @@ pub struct MountOptions {
     options: Vec<String>,
     /// Where staging files, cached content and set times are kept
     /// [default: ~/.cache/mediafs/LOCATION].
-    #[arg(long)]
+    #[arg(long, value_parser = super::absolute_path)]
     cache_dir: Option<PathBuf>,
     /// Seconds a listing is trusted before the service is asked again; changes
     /// made elsewhere show within this time.
@@ -61,6 +62,7 @@ pub struct MountOptions {
 #[derive(Debug, Args)]
 pub struct MountArgs {
     /// An existing empty directory to mount on.
+    #[arg(value_parser = super::absolute_path)]
     mountpoint: PathBuf,
     /// The location (sub-account) whose media library to mount.
     #[arg(long)]
@@ -70,7 +72,7 @@ pub struct MountArgs {
     base_url: String,
     /// A file holding the token (Private Integration or OAuth access token);
     /// otherwise the MEDIAFS_TOKEN environment variable. Never on the command line.
-    #[arg(long)]
+    #[arg(long, value_parser = super::absolute_path)]
     token_file: Option<PathBuf>,
     /// OAuth: the app's client id; with --refresh-token-file, access tokens
     /// are refreshed when they expire.
@@ -81,8 +83,12 @@ pub struct MountArgs {
     oauth_client_secret: Option<String>,
     /// OAuth: a file holding the refresh token; it is replaced, atomically,
     /// by the new refresh token each refresh returns.
-    #[arg(long, requires = "oauth_client_id")]
+    #[arg(long, requires = "oauth_client_id", value_parser = super::absolute_path)]
     refresh_token_file: Option<PathBuf>,
+    /// Run in the background: return once the mount answers (exit 0), or with
+    /// the error that kept it from mounting. The log goes to --log-file, if given.
+    #[arg(long)]
+    pub(super) daemon: bool,
     #[command(flatten)]
     mount: MountOptions,
 }
@@ -158,7 +164,9 @@ fn fuse_config(opts: &MountOptions, location: &str) -> Config {
     let mut config = Config::default();
     config.mount_options = vec![
         MountOption::FSName(format!("mediafs:{location}")),
-        MountOption::Subtype("mediafs".into()),
+        // fuser's own mount(2), as root, drops Subtype: as an option the
+        // kernel reads, the type is fuse.mediafs however the mount is made.
+        MountOption::CUSTOM("subtype=mediafs".into()),
     ];
     if opts.read_only {
         config.mount_options.push(MountOption::RO);
@@ -187,7 +195,11 @@ fn fuse_config(opts: &MountOptions, location: &str) -> Config {
     config
 }
 
-pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+/// Called once, from a blocking thread, when the mount answers: tells
+/// whoever waits for it (the parent of a daemon, systemd) that it is ready.
+pub type OnReady = Box<dyn FnOnce(&Path) + Send>;
+
+pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<(), String> {
     let token = token_source(&args)?;
     mount_location(
         &args.base_url,
@@ -195,11 +207,12 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
         token,
         &args.mountpoint,
         &args.mount,
+        on_ready,
     )
     .await
 }
 
-pub async fn run_demo(args: DemoArgs) -> Result<(), String> {
+pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<(), String> {
     let temp_data;
     let data_dir = match args.data_dir {
         Some(d) => d,
@@ -248,6 +261,7 @@ pub async fn run_demo(args: DemoArgs) -> Result<(), String> {
         TokenSource::fixed(Secret::new(token)),
         &args.mountpoint,
         &opts,
+        on_ready,
     )
     .await;
     emulator.stop().await;
@@ -260,6 +274,7 @@ async fn mount_location(
     token: TokenSource,
     mountpoint: &Path,
     opts: &MountOptions,
+    on_ready: OnReady,
 ) -> Result<(), String> {
     if !opts.metadata_ttl.is_finite() || opts.metadata_ttl < 0.0 {
         return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
@@ -325,6 +340,12 @@ async fn mount_location(
         mountpoint.display()
     );
     let mut running = tokio::task::spawn_blocking(move || session.run());
+    let root = mountpoint.to_path_buf();
+    tokio::task::spawn_blocking(move || match std::fs::metadata(&root) {
+        // The kernel asks the session for the root's attributes: it answers.
+        Ok(_) => on_ready(&root),
+        Err(e) => log::error!("the mount at {} does not answer: {e}", root.display()),
+    });
     let ended = tokio::select! {
         ended = &mut running => ended,
         _ = super::stop_requested() => {

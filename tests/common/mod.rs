@@ -2,6 +2,7 @@
 //! port with its own data dir, and clients pointed at it.
 #![allow(dead_code)]
 
+pub mod daemon;
 pub mod mount;
 
 use std::time::Duration;

@@ -149,7 +149,8 @@ pub struct Mounted {
     _own_cache: Option<tempfile::TempDir>,
 }
 
-fn is_mounted(path: &Path) -> bool {
+/// Whether `path` is a mountpoint in /proc/mounts.
+pub fn is_mounted(path: &Path) -> bool {
     std::fs::read_to_string("/proc/mounts")
         .unwrap_or_default()
         .lines()
