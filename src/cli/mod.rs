@@ -2,6 +2,7 @@
 
 mod emulator;
 mod mount;
+mod out;
 
 use std::process::ExitCode;
 

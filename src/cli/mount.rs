@@ -17,6 +17,8 @@ use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
 use crate::fs::{FsConfig, MediaFs, Stale};
 use crate::fuse::FuseAdapter;
 
+use super::out;
+
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DeleteMode {
     /// Move removed files and folders to the library's trash (restorable in the web app).
@@ -232,10 +234,10 @@ pub async fn run_demo(args: DemoArgs) -> Result<(), String> {
             args.mountpoint.display()
         )
     })?;
-    println!(
+    out::note(format_args!(
         "mediafs demo: emulator with the demo library at {}",
         emulator.base_url
-    );
+    ));
     let mut opts = args.mount;
     let demo_cache;
     if opts.cache_dir.is_none() {
@@ -319,11 +321,11 @@ async fn mount_location(
             Stale::Attributes(ino) => notifier.inval_inode(fuser::INodeNo(ino), -1, 0),
         });
     });
-    println!(
+    out::note(format_args!(
         "mediafs: location {location} mounted at {}; Ctrl-C or `fusermount3 -u {}` unmounts",
         mountpoint.display(),
         mountpoint.display()
-    );
+    ));
     let mut running = tokio::task::spawn_blocking(move || session.run());
     let ended = tokio::select! {
         ended = &mut running => ended,
@@ -370,22 +372,27 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     let records = crate::fs::spool_status(&dir)
         .map_err(|e| format!("cannot read the spool in {}: {e}", dir.display()))?;
     let failed = records.iter().filter(|(_, r)| r.failed.is_some()).count();
-    println!(
+    // A reader that has seen enough (`| head -1`) ends the listing.
+    if !out::line(format_args!(
         "{} uploads pending, {failed} failed, in {}",
         records.len() - failed,
         dir.join("spool").display()
-    );
+    ))? {
+        return Ok(());
+    }
     for (id, r) in &records {
         let state = match &r.failed {
             Some(why) => format!("FAILED: {why}"),
             None => "pending".into(),
         };
-        println!(
+        if !out::line(format_args!(
             "  {} ({} bytes, spooled {}) {state}  [{id}]",
             r.name,
             r.size,
             r.spooled_at.to_rfc3339()
-        );
+        ))? {
+            return Ok(());
+        }
     }
     Ok(())
 }
