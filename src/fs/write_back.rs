@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::uploader::{Spool, SpoolRecord};
+use super::uploader::{Spool, SpoolRecord, UploadCounts};
 use super::{Backend, MediaFs};
 
 impl<B: Backend> MediaFs<B> {
@@ -22,6 +22,11 @@ impl<B: Backend> MediaFs<B> {
     /// Waits for every queued upload to finish (at unmount).
     pub async fn drain_uploads(&self) {
         self.uploader.drain().await;
+    }
+
+    /// What the uploads have stored and have under way (for a stop's report).
+    pub fn upload_counts(&self) -> UploadCounts {
+        self.uploader.counts()
     }
 }
 
