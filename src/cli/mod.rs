@@ -2,9 +2,12 @@
 
 mod emulator;
 mod mount;
+mod mounts;
 mod out;
+mod shutdown;
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -47,14 +50,17 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let done = |()| ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Emulator(args) => runtime.block_on(emulator::run(args)),
+        Command::Emulator(args) => runtime.block_on(emulator::run(args)).map(done),
         Command::Mount(args) => runtime.block_on(mount::run_mount(args)),
         Command::Demo(args) => runtime.block_on(mount::run_demo(args)),
-        Command::Status(args) => mount::run_status(args),
+        Command::Status(args) => mount::run_status(args).map(done),
     };
+    // A mount stopped at once leaves work behind on purpose: exit without it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             log::error!("{message}");
             eprintln!("mediafs: {message}");

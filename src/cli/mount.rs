@@ -1,8 +1,9 @@
 //! `mediafs mount` and `mediafs demo`: check the token and location, mount in
-//! the foreground, and unmount cleanly on Ctrl-C, SIGTERM or `fusermount3 -u`
-//! once the uploads in flight are done.
+//! the foreground, and serve until stopped (see `shutdown` for how a mount
+//! stops: Ctrl-C, SIGTERM or `fusermount3 -u`).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,6 +19,7 @@ use crate::fs::{FsConfig, MediaFs, Stale};
 use crate::fuse::FuseAdapter;
 
 use super::out;
+use super::shutdown::{self, Serving, Signals};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DeleteMode {
@@ -189,7 +191,7 @@ fn fuse_config(opts: &MountOptions, location: &str) -> Config {
     config
 }
 
-pub async fn run_mount(args: MountArgs) -> Result<(), String> {
+pub async fn run_mount(args: MountArgs) -> Result<ExitCode, String> {
     let token = token_source(&args)?;
     mount_location(
         &args.base_url,
@@ -201,7 +203,7 @@ pub async fn run_mount(args: MountArgs) -> Result<(), String> {
     .await
 }
 
-pub async fn run_demo(args: DemoArgs) -> Result<(), String> {
+pub async fn run_demo(args: DemoArgs) -> Result<ExitCode, String> {
     let temp_data;
     let data_dir = match args.data_dir {
         Some(d) => d,
@@ -262,7 +264,7 @@ async fn mount_location(
     token: TokenSource,
     mountpoint: &Path,
     opts: &MountOptions,
-) -> Result<(), String> {
+) -> Result<ExitCode, String> {
     if !opts.metadata_ttl.is_finite() || opts.metadata_ttl < 0.0 {
         return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
     }
@@ -301,13 +303,13 @@ async fn mount_location(
     let tasks = TaskTracker::new();
     let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current(), tasks.clone());
     let fuse_config = fuse_config(opts, location);
+    let signals = Signals::listen()?;
     let mp = mountpoint.to_path_buf();
-    let mut session =
+    let session =
         tokio::task::spawn_blocking(move || fuser::Session::new(adapter, &mp, &fuse_config))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()))?;
-    let mut unmounter = session.unmount_callable();
     let notifier = session.notifier();
     fs.on_stale(move |stale| {
         // Off the request's thread: the kernel may hold the folder's lock
@@ -326,32 +328,13 @@ async fn mount_location(
         mountpoint.display(),
         mountpoint.display()
     ));
-    let mut running = tokio::task::spawn_blocking(move || session.run());
-    let ended = tokio::select! {
-        ended = &mut running => ended,
-        _ = super::stop_requested() => {
-            log::info!("unmounting {}", mountpoint.display());
-            if let Err(e) = unmounter.unmount() {
-                log::error!("cannot unmount {}: {e}; close what uses it, then run fusermount3 -u", mountpoint.display());
-            }
-            running.await
-        }
+    let serving = Serving {
+        fs,
+        tasks,
+        uploads,
+        mountpoint: mountpoint.to_path_buf(),
     };
-    tasks.close();
-    if !tasks.is_empty() {
-        log::info!(
-            "waiting for {} requests in flight (uploads finish first)",
-            tasks.len()
-        );
-    }
-    tasks.wait().await;
-    fs.drain_uploads().await;
-    uploads.abort();
-    match ended {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("the mount ended with an error: {e}")),
-        Err(e) => Err(e.to_string()),
-    }
+    shutdown::serve(session, serving, signals).await
 }
 
 #[derive(Debug, Args)]
