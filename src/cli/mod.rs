@@ -1,10 +1,12 @@
-//! The command line: `mediafs mount`, `mediafs demo` and `mediafs emulator`.
+//! The command line: `mediafs mount`, `mediafs unmount`, `mediafs demo`,
+//! `mediafs status` and `mediafs emulator`.
 
 mod emulator;
 mod mount;
 mod mounts;
 mod out;
 mod shutdown;
+mod unmount;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,6 +30,8 @@ enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Mount a location's media library on a directory, in the foreground.
     Mount(mount::MountArgs),
+    /// Stop a mount: wait for its uploads, unmount it, and say what was stored or left.
+    Unmount(unmount::UnmountArgs),
     /// Start the emulator with a demo library and mount it: try mediafs with no account.
     Demo(mount::DemoArgs),
     /// List the write-back uploads still pending or failed.
@@ -54,6 +58,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Emulator(args) => runtime.block_on(emulator::run(args)).map(done),
         Command::Mount(args) => runtime.block_on(mount::run_mount(args)),
+        Command::Unmount(args) => unmount::run_unmount(args),
         Command::Demo(args) => runtime.block_on(mount::run_demo(args)),
         Command::Status(args) => mount::run_status(args).map(done),
     };

@@ -1,6 +1,6 @@
 //! `mediafs mount` and `mediafs demo`: check the token and location, mount in
 //! the foreground, and serve until stopped (see `shutdown` for how a mount
-//! stops: Ctrl-C, SIGTERM or `fusermount3 -u`).
+//! stops: Ctrl-C, SIGTERM, `mediafs unmount` or `fusermount3 -u`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -324,7 +324,7 @@ async fn mount_location(
         });
     });
     out::note(format_args!(
-        "mediafs: location {location} mounted at {}; Ctrl-C or `fusermount3 -u {}` unmounts",
+        "mediafs: location {location} mounted at {}; Ctrl-C or `mediafs unmount {}` unmounts",
         mountpoint.display(),
         mountpoint.display()
     ));

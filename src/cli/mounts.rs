@@ -23,6 +23,14 @@ pub struct MountEntry {
     pub source: String,
 }
 
+impl MountEntry {
+    /// A mount made by mediafs: a FUSE mount (`fuse`, or `fuse.mediafs`
+    /// when mounted through fusermount3) of `mediafs:LOCATION`.
+    pub fn is_mediafs(&self) -> bool {
+        self.fstype.starts_with("fuse") && self.source.starts_with("mediafs:")
+    }
+}
+
 /// The mount on top at `path` (the last one mounted there), if any.
 /// `path` must be absolute and free of symlinks, as the table is.
 pub fn top_mount(path: &Path) -> io::Result<Option<MountEntry>> {
@@ -153,6 +161,7 @@ mod tests {
         assert_eq!(entry.device, "0:48");
         assert_eq!(entry.fstype, "fuse.mediafs");
         assert_eq!(entry.source, "mediafs:Loc");
+        assert!(entry.is_mediafs());
     }
 
     #[test]
