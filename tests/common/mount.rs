@@ -149,7 +149,7 @@ pub struct Mounted {
     _own_cache: Option<tempfile::TempDir>,
 }
 
-fn is_mounted(path: &Path) -> bool {
+pub fn is_mounted(path: &Path) -> bool {
     std::fs::read_to_string("/proc/mounts")
         .unwrap_or_default()
         .lines()
@@ -288,6 +288,36 @@ impl Mounted {
         again
     }
 
+    /// Sends a signal to the mount process.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the mount process runs");
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Whether the mount process still runs.
+    pub fn running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("the mount process was started");
+        child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits up to `limit` for the mount process to exit, and gives its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut().expect("the mount process was started");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the mount process did not exit within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Asks the mount process to stop (SIGTERM) and waits for it.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -304,6 +334,9 @@ impl Drop for Mounted {
             let _ = sh(&format!("fusermount3 -uz {}", q(self.dir.path())));
             let _ = child.kill();
             let _ = child.wait();
+        } else if is_mounted(self.dir.path()) {
+            // A process that exited and left its mount behind.
+            let _ = sh(&format!("fusermount3 -uz {}", q(self.dir.path())));
         }
     }
 }
