@@ -88,15 +88,15 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
     };
     let first_location = config.locations[0].clone();
     let running = emulator::start(config).await.map_err(|e| e.to_string())?;
-    println!(
+    super::out::note(format_args!(
         "mediafs emulator: serving the HighLevel Media API at {}",
         running.base_url
-    );
-    println!(
+    ));
+    super::out::note(format_args!(
         "  list the root: curl -H 'Authorization: Bearer <token>' -H 'Version: 2021-07-28' \
          '{}/medias/files?altType=location&altId={first_location}&type=folder'",
         running.base_url
-    );
+    ));
     tokio::select! {
         result = running.wait() => result.map_err(|e| format!("emulator stopped: {e}")),
         _ = super::stop_requested() => {

@@ -1,16 +1,21 @@
-//! The command line: `mediafs mount`, `mediafs demo`, `mediafs emulator` and
-//! `mediafs status`; the same binary is the mount helper `mount.fuse.mediafs`
-//! when called by that name.
+//! The command line: `mediafs mount`, `mediafs unmount`, `mediafs demo`,
+//! `mediafs status` and `mediafs emulator`; the same binary is the mount
+//! helper `mount.fuse.mediafs` when called by that name.
 
 mod emulator;
 mod generate;
 mod helper;
 mod logging;
 mod mount;
+mod mounts;
+mod out;
 mod service;
+mod shutdown;
+mod unmount;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -33,6 +38,8 @@ enum Command {
     Emulator(emulator::EmulatorArgs),
     /// Mount a location's media library on a directory, in the foreground or with --daemon.
     Mount(mount::MountArgs),
+    /// Stop a mount: wait for its uploads, unmount it, and say what was stored or left.
+    Unmount(unmount::UnmountArgs),
     /// Start the emulator with a demo library and mount it: try mediafs with no account.
     Demo(mount::DemoArgs),
     /// List the write-back uploads still pending or failed.
@@ -80,15 +87,19 @@ fn run(cli: Cli) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return failed(&format!("cannot start: {e}")),
     };
+    let done = |()| ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Emulator(args) => runtime.block_on(emulator::run(args)),
+        Command::Emulator(args) => runtime.block_on(emulator::run(args)).map(done),
         Command::Mount(args) => runtime.block_on(mount::run_mount(args, readiness.hook())),
+        Command::Unmount(args) => unmount::run_unmount(args),
         Command::Demo(args) => runtime.block_on(mount::run_demo(args, readiness.hook())),
-        Command::Status(args) => mount::run_status(args),
-        Command::Generate(args) => generate::run(args),
+        Command::Status(args) => mount::run_status(args).map(done),
+        Command::Generate(args) => generate::run(args).map(done),
     };
+    // A mount stopped at once leaves work behind on purpose: exit without it.
+    runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(message) => {
             log::error!("{message}");
             readiness.failed(&message);

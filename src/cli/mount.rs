@@ -1,9 +1,10 @@
 //! `mediafs mount` and `mediafs demo`: check the token and location, mount in
 //! the foreground (or as a daemon, forked before this runs: see `service`),
-//! say when the mount answers, and unmount cleanly on Ctrl-C, SIGTERM or
-//! `fusermount3 -u` once the uploads in flight are done.
+//! say when the mount answers, and serve until stopped (see `shutdown` for
+//! how a mount stops: Ctrl-C, SIGTERM, `mediafs unmount` or `fusermount3 -u`).
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +18,9 @@ use crate::api::{ApiError, ClientConfig, DeleteStatus, MediaClient, Secret, Toke
 use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
 use crate::fs::{FsConfig, MediaFs, Stale};
 use crate::fuse::FuseAdapter;
+
+use super::out;
+use super::shutdown::{self, Serving, Signals};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum DeleteMode {
@@ -199,7 +203,7 @@ fn fuse_config(opts: &MountOptions, location: &str) -> Config {
 /// whoever waits for it (the parent of a daemon, systemd) that it is ready.
 pub type OnReady = Box<dyn FnOnce(&Path) + Send>;
 
-pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<(), String> {
+pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<ExitCode, String> {
     let token = token_source(&args)?;
     mount_location(
         &args.base_url,
@@ -212,7 +216,7 @@ pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<(), String>
     .await
 }
 
-pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<(), String> {
+pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, String> {
     let temp_data;
     let data_dir = match args.data_dir {
         Some(d) => d,
@@ -245,10 +249,10 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<(), String> {
             args.mountpoint.display()
         )
     })?;
-    println!(
+    out::note(format_args!(
         "mediafs demo: emulator with the demo library at {}",
         emulator.base_url
-    );
+    ));
     let mut opts = args.mount;
     let demo_cache;
     if opts.cache_dir.is_none() {
@@ -275,7 +279,7 @@ async fn mount_location(
     mountpoint: &Path,
     opts: &MountOptions,
     on_ready: OnReady,
-) -> Result<(), String> {
+) -> Result<ExitCode, String> {
     if !opts.metadata_ttl.is_finite() || opts.metadata_ttl < 0.0 {
         return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
     }
@@ -314,13 +318,13 @@ async fn mount_location(
     let tasks = TaskTracker::new();
     let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current(), tasks.clone());
     let fuse_config = fuse_config(opts, location);
+    let signals = Signals::listen()?;
     let mp = mountpoint.to_path_buf();
-    let mut session =
+    let session =
         tokio::task::spawn_blocking(move || fuser::Session::new(adapter, &mp, &fuse_config))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()))?;
-    let mut unmounter = session.unmount_callable();
     let notifier = session.notifier();
     fs.on_stale(move |stale| {
         // Off the request's thread: the kernel may hold the folder's lock
@@ -334,43 +338,25 @@ async fn mount_location(
             Stale::Attributes(ino) => notifier.inval_inode(fuser::INodeNo(ino), -1, 0),
         });
     });
-    println!(
-        "mediafs: location {location} mounted at {}; Ctrl-C or `fusermount3 -u {}` unmounts",
+    out::note(format_args!(
+        "mediafs: location {location} mounted at {}; Ctrl-C or `mediafs unmount {}` unmounts",
         mountpoint.display(),
         mountpoint.display()
-    );
-    let mut running = tokio::task::spawn_blocking(move || session.run());
+    ));
     let root = mountpoint.to_path_buf();
+    // The kernel queues the root's attributes until the session's loop,
+    // started by `serve`, answers them: then the mount is ready.
     tokio::task::spawn_blocking(move || match std::fs::metadata(&root) {
-        // The kernel asks the session for the root's attributes: it answers.
         Ok(_) => on_ready(&root),
         Err(e) => log::error!("the mount at {} does not answer: {e}", root.display()),
     });
-    let ended = tokio::select! {
-        ended = &mut running => ended,
-        _ = super::stop_requested() => {
-            log::info!("unmounting {}", mountpoint.display());
-            if let Err(e) = unmounter.unmount() {
-                log::error!("cannot unmount {}: {e}; close what uses it, then run fusermount3 -u", mountpoint.display());
-            }
-            running.await
-        }
+    let serving = Serving {
+        fs,
+        tasks,
+        uploads,
+        mountpoint: mountpoint.to_path_buf(),
     };
-    tasks.close();
-    if !tasks.is_empty() {
-        log::info!(
-            "waiting for {} requests in flight (uploads finish first)",
-            tasks.len()
-        );
-    }
-    tasks.wait().await;
-    fs.drain_uploads().await;
-    uploads.abort();
-    match ended {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("the mount ended with an error: {e}")),
-        Err(e) => Err(e.to_string()),
-    }
+    shutdown::serve(session, serving, signals).await
 }
 
 #[derive(Debug, Args)]
@@ -391,22 +377,27 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     let records = crate::fs::spool_status(&dir)
         .map_err(|e| format!("cannot read the spool in {}: {e}", dir.display()))?;
     let failed = records.iter().filter(|(_, r)| r.failed.is_some()).count();
-    println!(
+    // A reader that has seen enough (`| head -1`) ends the listing.
+    if !out::line(format_args!(
         "{} uploads pending, {failed} failed, in {}",
         records.len() - failed,
         dir.join("spool").display()
-    );
+    ))? {
+        return Ok(());
+    }
     for (id, r) in &records {
         let state = match &r.failed {
             Some(why) => format!("FAILED: {why}"),
             None => "pending".into(),
         };
-        println!(
+        if !out::line(format_args!(
             "  {} ({} bytes, spooled {}) {state}  [{id}]",
             r.name,
             r.size,
             r.spooled_at.to_rfc3339()
-        );
+        ))? {
+            return Ok(());
+        }
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ use std::time::SystemTime;
 use bytes::Bytes;
 
 use super::dir_ops::Listed;
-use super::namespace::{Base, FileState, Ino, NodeKind};
+use super::namespace::{Base, FileState, Ino, NodeKind, ROOT};
 use super::reader::{ReadAhead, Remote, CHUNK};
 use super::times::Times;
 use super::uploader::{Staged, StagingCell};
@@ -428,6 +428,15 @@ impl<B: Backend> MediaFs<B> {
         self.store_now(ino).await
     }
 
+    /// Files open for writing: what they wrote is stored only when closed.
+    pub fn open_for_writing(&self) -> usize {
+        let handles = self.handles.lock().unwrap();
+        handles
+            .values()
+            .filter(|h| matches!(h, Handle::File { write: true, .. }))
+            .count()
+    }
+
     pub fn release(&self, fh: u64) {
         let Some(handle) = self.handles.lock().unwrap().remove(&fh) else {
             return;
@@ -655,6 +664,14 @@ impl<B: Backend> MediaFs<B> {
         let ns = self.ns.lock().unwrap();
         let node = ns.node(ino).ok_or(Errno(libc::ENOENT))?;
         let mut attrs = Vec::new();
+        if ino == ROOT {
+            // Which process serves this mount, and where its cache dir is:
+            // what `mediafs unmount` needs, answered by the process itself
+            // so that it is never stale, and only to those the mount lets in.
+            attrs.push(("user.mediafs.pid", std::process::id().to_string()));
+            let cache_dir = self.config.cache_dir.display().to_string();
+            attrs.push(("user.mediafs.cache_dir", cache_dir));
+        }
         if let Some(o) = node.object() {
             if let Some(url) = &o.url {
                 attrs.push(("user.mediafs.url", url.clone()));

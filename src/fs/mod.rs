@@ -38,6 +38,7 @@ use namespace::{FolderKey, Namespace};
 pub use namespace::{Ino, ROOT};
 use reader::Reader;
 use times::TimeStore;
+pub use uploader::UploadCounts;
 use uploader::{Unnamed, Uploader};
 
 use crate::api::{ApiError, DeleteStatus};

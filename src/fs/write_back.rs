@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use super::uploader::{Spool, SpoolRecord};
+use super::uploader::{Spool, SpoolRecord, UploadCounts};
 use super::{Backend, MediaFs};
 
 impl<B: Backend> MediaFs<B> {
@@ -26,6 +26,11 @@ impl<B: Backend> MediaFs<B> {
         let ns = self.ns.lock().unwrap();
         self.unnamed
             .keep_waiting(|ino| ns.node(ino).is_some_and(|n| !n.unlinked));
+    }
+
+    /// What the uploads have stored and have under way (for a stop's report).
+    pub fn upload_counts(&self) -> UploadCounts {
+        self.uploader.counts()
     }
 }
 

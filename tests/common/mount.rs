@@ -256,6 +256,10 @@ impl Mounted {
 
     /// Unmounts with `fusermount3 -u` and waits for the process to end.
     pub fn unmount(mut self) -> std::process::ExitStatus {
+        self.fusermount_and_wait()
+    }
+
+    fn fusermount_and_wait(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sh(&format!("fusermount3 -u {}", q(self.dir.path())))
@@ -297,16 +301,7 @@ impl Mounted {
     /// again on the same mountpoint with the same cache dir; also returns
     /// the first mount's log.
     pub fn remount_clean(mut self, emu: &EmulatorProcess, extra: &[&str]) -> (Mounted, String) {
-        let mut child = self.child.take().unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !sh(&format!("fusermount3 -u {}", q(self.dir.path())))
-            .status
-            .success()
-        {
-            assert!(Instant::now() < deadline, "cannot unmount: {}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        child.wait().unwrap();
+        self.fusermount_and_wait();
         let log = self.log();
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
         let cache = self.cache_dir.clone();
@@ -314,6 +309,36 @@ impl Mounted {
             Self::try_start_in(dir, emu, &cache, TOKEN, extra).unwrap_or_else(|e| panic!("{e}"));
         again._own_cache = self._own_cache.take();
         (again, log)
+    }
+
+    /// Sends a signal to the mount process.
+    pub fn signal(&self, signal: i32) {
+        let child = self.child.as_ref().expect("the mount process runs");
+        unsafe { libc::kill(child.id() as i32, signal) };
+    }
+
+    /// Whether the mount process still runs.
+    pub fn running(&mut self) -> bool {
+        let child = self.child.as_mut().expect("the mount process was started");
+        child.try_wait().unwrap().is_none()
+    }
+
+    /// Waits up to `limit` for the mount process to exit, and gives its status.
+    pub fn wait_exit(&mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + limit;
+        loop {
+            let child = self.child.as_mut().expect("the mount process was started");
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the mount process did not exit within {limit:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Asks the mount process to stop (SIGTERM) and waits for it.
@@ -332,6 +357,9 @@ impl Drop for Mounted {
             let _ = sh(&format!("fusermount3 -uz {}", q(self.dir.path())));
             let _ = child.kill();
             let _ = child.wait();
+        } else if is_mounted(self.dir.path()) {
+            // A process that exited and left its mount behind.
+            let _ = sh(&format!("fusermount3 -uz {}", q(self.dir.path())));
         }
     }
 }

@@ -21,7 +21,7 @@ mod unnamed;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::Path;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::{Notify, Semaphore};
@@ -183,6 +183,35 @@ fn upload_type(path: &Path, name: &str, stored: Option<&MediaObject>) -> FsResul
     }))
 }
 
+/// What the uploads have done and have left: what a mount that stops
+/// waits for and reports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UploadCounts {
+    /// Uploads stored since the mount began.
+    pub stored: u64,
+    /// Uploads under way, of closed files and of the write-back spool.
+    pub running: usize,
+    /// Write-back spool entries queued or uploading.
+    pub write_back_pending: usize,
+}
+
+/// Counts an upload as under way for as long as it lives, even if its
+/// task is dropped.
+struct UnderWay<'a>(&'a AtomicUsize);
+
+impl<'a> UnderWay<'a> {
+    fn start(running: &'a AtomicUsize) -> Self {
+        running.fetch_add(1, Ordering::SeqCst);
+        UnderWay(running)
+    }
+}
+
+impl Drop for UnderWay<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Debug, Default)]
 struct Queue {
     /// Spool entries waiting for the background, oldest first.
@@ -203,6 +232,8 @@ pub struct Uploader<B> {
     parallel: usize,
     queue: Mutex<Queue>,
     changed: Notify,
+    stored: AtomicU64,
+    running: AtomicUsize,
 }
 
 impl<B> std::fmt::Debug for Uploader<B> {
@@ -232,6 +263,8 @@ impl<B: Backend> Uploader<B> {
             parallel: parallel.max(1),
             queue: Mutex::default(),
             changed: Notify::new(),
+            stored: AtomicU64::new(0),
+            running: AtomicUsize::new(0),
         })
     }
 
@@ -412,6 +445,7 @@ impl<B: Backend> Uploader<B> {
         data: &Path,
         source: &Source,
     ) -> Result<MediaObject, (ApiError, Errno)> {
+        let _under_way = UnderWay::start(&self.running);
         let new = self
             .backend
             .upload(
@@ -437,10 +471,19 @@ impl<B: Backend> Uploader<B> {
         if let Some(newer) = landed.newer_entry {
             self.now_replaces(&newer, &upload.replaces, &new.id);
         }
+        self.stored.fetch_add(1, Ordering::SeqCst);
         for old in &upload.replaces {
             self.remove_replaced(old, &upload.name).await;
         }
         Ok(new)
+    }
+
+    pub fn counts(&self) -> UploadCounts {
+        UploadCounts {
+            stored: self.stored.load(Ordering::SeqCst),
+            running: self.running.load(Ordering::SeqCst),
+            write_back_pending: self.queue.lock().unwrap().pending,
+        }
     }
 
     /// A newer spool entry of a file whose older one just landed replaces
