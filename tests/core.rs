@@ -1062,3 +1062,30 @@ async fn a_file_waiting_for_a_name_is_never_dropped() {
     assert!(!f._cache.path().join("unstored/tmpB").exists());
     assert!(!f._cache.path().join("unstored/more.txt").exists());
 }
+
+/// The kernel may send a handle's release after a rename that follows its
+/// close (Python's tempfile closed, then `os.replace`d): the rename finds
+/// the file still open but flushed, and must store it then, as no flush
+/// will come.
+#[tokio::test]
+async fn a_flushed_file_renamed_before_its_release_is_stored_by_the_rename() {
+    let f = fixture(false, Duration::from_secs(1)).await;
+    let plain = RenameFlags {
+        no_replace: false,
+        exchange: false,
+    };
+    for (temp, bytes) in [("tmp1x_k", &b"plain text"[..]), (".DS_Store", &b"junk"[..])] {
+        let (_, opened) = f.fs.create(ROOT, temp, false).await.unwrap();
+        f.fs.write(opened.fh, 0, bytes).await.unwrap();
+        f.fs.flush(opened.fh).await.unwrap();
+        let target = format!("from {temp}.txt");
+        f.fs.rename(ROOT, temp, ROOT, &target, plain).await.unwrap();
+        f.fs.release(opened.fh);
+        let stored = server_files(&f).await;
+        assert!(
+            stored.iter().any(|o| o.name == target),
+            "{target} stored: {stored:?}"
+        );
+        assert!(names_in(&f.fs, ROOT).await.contains(&target));
+    }
+}

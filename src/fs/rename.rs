@@ -146,9 +146,13 @@ impl<B: Backend> MediaFs<B> {
         }
     }
 
-    /// A new file still open for writing just moves: it is stored under
-    /// its new name when it is closed, and what it was renamed over is
-    /// hidden now and removed then. False when the file is not such a one.
+    /// A new file still open with bytes written since its last flush just
+    /// moves: it is stored under its new name when it is closed, and what
+    /// it was renamed over is hidden now and removed then. False when the
+    /// file is not such a one: then the rename stores it now. One whose
+    /// handle was flushed is stored now also while still open, because
+    /// the kernel may send the handle's release after the rename and no
+    /// flush with it (Python's tempfile, closed then `os.replace`d).
     fn move_open_new(&self, ino: Ino, new_dir: Ino, new_name: &str, replaces: &[String]) -> bool {
         let mut ns = self.ns.lock().unwrap();
         let Some(node) = ns.node_mut(ino).filter(|n| n.open > 0) else {
@@ -162,9 +166,9 @@ impl<B: Backend> MediaFs<B> {
         else {
             return false;
         };
-        // Its bytes may have stayed here under the old name (junk, say):
-        // under the new one, its close stores them.
-        cell.set_dirty(true);
+        if !cell.is_dirty() {
+            return false;
+        }
         renamed_over.extend(replaces.iter().cloned());
         for id in replaces {
             ns.listings.supersede(id);

@@ -251,12 +251,10 @@ impl Model {
             self.move_over(l, tdir, name, replaced);
             return Ok(true);
         }
-        if let Some(fid) = fid {
-            // A new file open for writing just moves; it is stored at close.
+        if dirty {
+            // A new file open with bytes not flushed yet just moves; it is
+            // stored at close. One flushed is stored now, as if closed.
             self.move_over(l, tdir, name, replaced);
-            if uploadable.is_some() {
-                self.set_dirty(fid, true);
-            }
             return Ok(true);
         }
         match uploadable {
