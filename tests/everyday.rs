@@ -148,8 +148,9 @@ fn vim_saves_and_its_swap_files_stay_local() {
     let seen = tempfile::NamedTempFile::new().unwrap();
     for (backupcopy, from, to) in [("no", "b", "B"), ("yes", "c", "C")] {
         // `:!ls` runs while vim has its swap file and the edit unsaved.
+        // `backupskip=`: the mount is under /tmp, where vim makes no backup.
         let vim = format!(
-            "vim -u NONE -N -i NONE -es -c 'set backupcopy={backupcopy} writebackup backup' \
+            "vim -u NONE -N -i NONE -es -c 'set backupcopy={backupcopy} writebackup backupskip=' \
              -c 's/{from}/{to}/' -c 'silent !ls -A {dir} > {seen}' -c 'wq' {file} </dev/null",
             dir = q(m.path()),
             seen = q(seen.path()),
@@ -163,16 +164,63 @@ fn vim_saves_and_its_swap_files_stay_local() {
         );
     }
     assert_eq!(server_bytes(&emu, "notes.txt"), b"a B C\n");
-    // The backup (`notes.txt~`) and the swap are gone, and never reached
-    // the server, under any status.
+    // The swap and vim's probe never reached the server, under any status;
+    // with backupcopy=no the original was renamed to the backup, then
+    // trashed once the new file was stored.
     assert_eq!(listing(m.path()), ["notes.txt"]);
     let names = names_on_server(&emu);
-    for junk in [".notes.txt.swp", "4913", "notes.txt~"] {
+    for junk in [".notes.txt.swp", "4913"] {
         assert!(
             !names.iter().any(|n| n == junk),
             "{junk} on the server: {names:?}"
         );
     }
+    assert!(
+        names.iter().any(|n| n == "notes.txt~"),
+        "the backup was made: {names:?}"
+    );
+    let active: Vec<Value> = active_files(&emu);
+    assert_eq!(active.len(), 1, "{active:?}");
+}
+
+/// A stored file whose name tells no type (uploaded from the web app as
+/// text): editors and `sed -i` save it through names that tell none either,
+/// and it keeps its type. A rename to a final name that tells none, with
+/// nothing to take a type from, is refused.
+#[test]
+fn names_without_an_extension() {
+    let emu = emulator();
+    let (rt, client) = emu.client();
+    let src = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(src.path(), "a b c\n").unwrap();
+    rt.block_on(client.upload_file_as(src.path(), "README", None, Some("text/plain")))
+        .unwrap();
+    let m = Mounted::start(&emu, &[]);
+    let readme = m.path().join("README");
+    ok(&format!("sed -i s/b/B/ {}", q(&readme)));
+    assert_eq!(server_bytes(&emu, "README"), b"a B c\n");
+    let vim = format!(
+        "vim -u NONE -N -i NONE -es -c 'set backupcopy=no writebackup backupskip=' \
+         -c 's/c/C/' -c 'wq' {} </dev/null",
+        q(&readme)
+    );
+    ok(&vim);
+    assert_eq!(server_bytes(&emu, "README"), b"a B C\n");
+    let active = active_files(&emu);
+    assert_eq!(active.len(), 1, "{active:?}");
+    assert_eq!(active[0]["contentType"], "text/plain");
+
+    // rsync's temp name becomes a final name that tells no type.
+    ok(&format!("printf 'MIT' > {}", m.at(".LICENSE.Xa91f")));
+    // (mv words the EINVAL as "to a subdirectory of itself"; the log says why.)
+    let out = sh(&format!(
+        "mv {} {}",
+        m.at(".LICENSE.Xa91f"),
+        m.at("LICENSE")
+    ));
+    assert!(!out.status.success(), "{out:?}");
+    assert!(m.log().contains("cannot tell the type of \"LICENSE\""));
+    assert_eq!(listing(m.path()), [".LICENSE.Xa91f", "README"]);
 }
 
 #[test]

@@ -215,41 +215,29 @@ impl<B: Backend> MediaFs<B> {
             let ns = self.ns.lock().unwrap();
             let node = FileNow::of(&ns, ino)?;
             let (dir, name) = to.map_or((node.dir, node.name.as_str()), |(d, n)| (d, n));
-            let dest = self.destination(&ns, dir, name, node.unlinked);
+            let mut dest = self.destination(&ns, dir, name, node.unlinked);
+            let over: Vec<String> = replaces.iter().chain(&node.renamed_over).cloned().collect();
+            dest.lent_type = dest
+                .folder
+                .as_ref()
+                .and_then(|key| ns.listings.lent_type(key, name, &over));
             (node, dest)
         };
         // New bytes are stored; a rename also moves bytes that live only here.
         if !(cell.is_dirty() || to.is_some() && node.only_here) {
             return Ok(None);
         }
-        let spooled = node.spooled.is_some();
         let verdict = uploader::check(
             &dest,
             node.stored.as_ref(),
-            spooled,
+            node.spooled.is_some(),
             &Bytes::staged(cell, staged.path()),
         )?;
-        let mut upload = match verdict {
-            Verdict::Upload(upload) => upload,
-            Verdict::StaysHere => {
-                self.unnamed.done(ino);
-                cell.set_dirty(false);
-                return Ok(None);
-            }
-            Verdict::AwaitsName if !(replaces.is_empty() && node.renamed_over.is_empty()) => {
-                // It would take the place of stored objects: those go only
-                // once it is stored, and it cannot be.
-                log::warn!(
-                    "cannot tell the type of {:?} from its bytes or its name; the library refuses it",
-                    dest.name
-                );
-                return Err(Errno(libc::EINVAL));
-            }
-            Verdict::AwaitsName => {
-                self.await_name(ino, staged.path(), &dest.name)?;
-                cell.set_dirty(false);
-                return Ok(None);
-            }
+        let Some(mut upload) =
+            self.settle_verdict(ino, verdict, &dest, staged, to.is_some(), &node)?
+        else {
+            cell.set_dirty(false);
+            return Ok(None);
         };
         let earlier = node.spooled.filter(|_| file_locked);
         let earlier_replaces = earlier
@@ -272,6 +260,40 @@ impl<B: Backend> MediaFs<B> {
             earlier,
             stored: node.stored.map(|o| o.id),
         }))
+    }
+
+    /// What a commit does with the checks' verdict: the upload to make, or
+    /// `None` when the bytes stay here (waiting for a name, maybe).
+    fn settle_verdict(
+        &self,
+        ino: Ino,
+        verdict: Verdict,
+        dest: &uploader::Destination,
+        staged: &Staged,
+        renaming: bool,
+        node: &FileNow,
+    ) -> FsResult<Option<Upload>> {
+        match verdict {
+            Verdict::Upload(upload) => Ok(Some(upload)),
+            Verdict::StaysHere => {
+                self.unnamed.done(ino);
+                Ok(None)
+            }
+            // A rename gives the file its final name (rsync's `.LICENSE.Xa91f`
+            // becomes `LICENSE`), and one over stored objects would have them
+            // go once it is stored, which it cannot be: the rename fails.
+            Verdict::AwaitsName if renaming || !node.renamed_over.is_empty() => {
+                log::warn!(
+                    "cannot tell the type of {:?} from its bytes or its name; the library refuses it",
+                    dest.name
+                );
+                Err(Errno(libc::EINVAL))
+            }
+            Verdict::AwaitsName => {
+                self.await_name(ino, staged.path(), &dest.name)?;
+                Ok(None)
+            }
+        }
     }
 
     /// Moves a cell's bytes into the spool and makes the node show them

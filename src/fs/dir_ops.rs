@@ -329,6 +329,7 @@ impl<B: Backend> MediaFs<B> {
                 .and_then(Node::folder_key)
                 .filter(|_| !unlinked),
             junk: self.is_junk(name),
+            lent_type: None,
         }
     }
 

@@ -257,6 +257,12 @@ impl Model {
             self.move_over(l, tdir, name, replaced);
             return Ok(true);
         }
+        let untyped = !crate::semantics::tellable(name, &bytes) && replaced.is_none();
+        if untyped && !bytes.is_empty() && !junk(name) && matches!(tdir, Dir::Srv(_)) {
+            // A rename gives the file its final name; one that tells no
+            // type (and replaces no object to take one from) is refused.
+            return Err(err(libc::EINVAL));
+        }
         match uploadable {
             Some(folder) => {
                 self.store_moved(cx, l, tdir, name, folder, replaced)?;
@@ -281,13 +287,15 @@ impl Model {
         replaced: Option<Key>,
     ) -> R<()> {
         let bytes = self.locals[&l].bytes.clone();
-        if bytes.is_empty() || self.wb && !crate::semantics::tellable(name, &bytes) {
+        // An object it replaces lends its type.
+        let typed = replaced.is_some();
+        if bytes.is_empty() || self.wb && !typed && !crate::semantics::tellable(name, &bytes) {
             // Emptied bytes of a spooled file, or a type that cannot be told.
             return Err(err(libc::EINVAL));
         }
         let old = self.locals[&l].clone();
         self.move_over(l, tdir, name, replaced);
-        if let Err(e) = self.store_local(cx, l, name, folder, bytes) {
+        if let Err(e) = self.store_local(cx, l, name, folder, bytes, typed) {
             // Nothing moved.
             self.locals.insert(l, old);
             if let Some(k) = replaced {

@@ -87,7 +87,7 @@ impl Model {
             self.set_dirty(fid, false);
             return Ok(());
         };
-        self.store_local(cx, l, &name, folder, bytes)?;
+        self.store_local(cx, l, &name, folder, bytes, false)?;
         self.set_dirty(fid, false);
         Ok(())
     }
@@ -101,9 +101,10 @@ impl Model {
         name: &str,
         folder: Option<Key>,
         bytes: Vec<u8>,
+        typed: bool,
     ) -> Result<(), i32> {
         if self.wb {
-            if !tellable(name, &bytes) {
+            if !typed && !tellable(name, &bytes) {
                 return Err(libc::EINVAL);
             }
             let pend = self.new_pend(bytes.clone(), Vec::new());
@@ -111,7 +112,7 @@ impl Model {
             local.bytes = bytes;
             local.pend = Some(pend);
         } else {
-            let n = self.s_upload(cx, name, folder, &bytes, false)?;
+            let n = self.s_upload(cx, name, folder, &bytes, typed)?;
             self.became_object(cx, Place::Loc(l), n);
         }
         Ok(())
@@ -354,7 +355,7 @@ impl Model {
             self.locals.get_mut(&l).unwrap().bytes = bytes;
             return Ok(());
         };
-        self.store_local(cx, l, &name, folder, bytes)
+        self.store_local(cx, l, &name, folder, bytes, false)
     }
 
     fn truncate_obj(&mut self, cx: &mut Ctx, k: Key, bytes: Vec<u8>) -> Result<(), i32> {

@@ -188,6 +188,17 @@ impl Listings {
         self.end_fetch(started);
     }
 
+    /// The type a file that tells none may take in folder `key`: that of
+    /// an object it replaces, or of its editor backup (`NAME~`: vim and
+    /// emacs rename the original so before writing the new file).
+    pub fn lent_type(&self, key: &FolderKey, name: &str, replaces: &[String]) -> Option<String> {
+        let files = &self.files.peek(key)?.files;
+        let backup = format!("{name}~");
+        let replaced = files.iter().filter(|f| replaces.contains(&f.id));
+        let backups = files.iter().filter(|f| f.name == backup);
+        replaced.chain(backups).find_map(|f| f.content_type.clone())
+    }
+
     /// A folder this mount just made: known to be empty.
     pub fn set_empty(&mut self, key: FolderKey) {
         let started = self.begin_fetch();

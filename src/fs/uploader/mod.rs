@@ -70,6 +70,9 @@ pub struct Destination {
     pub folder: Option<FolderKey>,
     /// A junk name (`.DS_Store`, ...), kept in this mount only.
     pub junk: bool,
+    /// The type to upload as when neither the bytes nor the name tell one:
+    /// an object's it replaces, or its editor backup's.
+    pub lent_type: Option<String>,
 }
 
 /// The bytes an upload would store.
@@ -137,7 +140,8 @@ pub fn check(
             Ok(Verdict::StaysHere)
         };
     }
-    let Some(content_type) = upload_type(bytes.path, name, stored)? else {
+    let Some(content_type) = upload_type(bytes.path, name, stored, dest.lent_type.as_deref())?
+    else {
         let refused = mime::refused_by_name(name);
         if !bound && refused.is_none() {
             return Ok(Verdict::AwaitsName);
@@ -170,16 +174,22 @@ pub fn check(
 
 /// The type to upload bytes as: told by the bytes, then by the name, then,
 /// for a rewrite, the type of the version it replaces (`README` rewritten
-/// is still text).
-fn upload_type(path: &Path, name: &str, stored: Option<&MediaObject>) -> FsResult<Option<String>> {
+/// is still text), then the type the destination lends.
+fn upload_type(
+    path: &Path,
+    name: &str,
+    stored: Option<&MediaObject>,
+    lent: Option<&str>,
+) -> FsResult<Option<String>> {
     // An editor's swap file is no `.txt` for being named `.notes.txt.swp`:
     // a junk name (uploaded with --upload-junk) tells no type.
     let type_name = if junk::is_junk(name) { "" } else { name };
     let told = mime::detect_file(path, type_name).map_err(Errno::from_io)?;
+    let known = stored.and_then(|o| o.content_type.as_deref()).or(lent);
     Ok(told.or_else(|| {
-        stored
-            .and_then(|o| o.content_type.clone())
+        known
             .filter(|t| !crate::api::limits::is_refused_type(t))
+            .map(str::to_owned)
     }))
 }
 
