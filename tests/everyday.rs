@@ -333,6 +333,12 @@ fn move_to_trash_sends_objects_to_the_library_trash() {
     assert_eq!(status_of("hello.txt").as_deref(), Some("trashed"));
     assert_eq!(status_of("Kit").as_deref(), Some("trashed"));
     assert_eq!(status_of("scratch"), None, "never stored");
+    // A folder holding, at any depth, a file not stored yet stays.
+    ok(&format!("mkdir -p {}", m.at("Busy/Sub")));
+    ok(&format!("printf 'draft' > {}", m.at("Busy/Sub/draft")));
+    assert!(!sh(&format!("gio trash {}", m.at("Busy"))).status.success());
+    assert_eq!(status_of("Busy").as_deref(), Some("active"));
+    ok(&format!("rm -r {}", m.at("Busy")));
     let trash = m
         .path()
         .join(format!(".Trash-{}", unsafe { libc::geteuid() }));

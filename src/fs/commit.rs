@@ -180,10 +180,10 @@ impl<B: Backend> MediaFs<B> {
             .unnamed
             .wait(ino, data, name, &folder)
             .map_err(Errno::from_io)?;
-        if !new {
-            return Ok(());
+        if new {
+            log::debug!("{name:?} in {folder} waits for a rename to a name that tells its type");
         }
-        log::debug!("{name:?} in {folder} waits for a rename to a name that tells its type");
+        // The warning goes with the newest wait: an earlier one stays silent.
         let (unnamed, key) = (self.unnamed.clone(), self.unnamed.key(ino));
         let name = name.to_owned();
         tokio::spawn(async move {

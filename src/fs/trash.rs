@@ -86,11 +86,12 @@ impl<B: Backend> MediaFs<B> {
             return self.unlink_as(dir, name, DeleteStatus::Trashed).await;
         }
         // A folder goes whole, with what is in it, unless this mount holds
-        // something in it that is not stored yet.
+        // something below it that is not stored yet (whose node keeps the
+        // folder's alive).
         let ino = self.node_of(&entry);
         let pending = ino.is_some_and(|ino| {
             let ns = self.ns.lock().unwrap();
-            ns.local_children(ino).iter().any(|(n, _)| !self.is_junk(n))
+            ns.holds_unstored_below(ino, |n| self.is_junk(n))
         });
         if pending {
             return Err(Errno(libc::ENOTEMPTY));

@@ -100,6 +100,32 @@ impl Namespace {
         self.nodes.get_mut(&ino)
     }
 
+    /// Whether a file anywhere below `dir` holds bytes the server does not
+    /// have: being written, spooled, or of this mount only (junk aside).
+    pub fn holds_unstored_below(&self, dir: Ino, is_junk: impl Fn(&str) -> bool) -> bool {
+        self.nodes.iter().any(|(&ino, node)| {
+            let unstored = match node.file() {
+                None | Some(FileState::Stored(_)) => false,
+                Some(FileState::Local(_)) => !is_junk(&node.name),
+                Some(_) => true,
+            };
+            unstored && !node.unlinked && self.is_below(ino, dir)
+        })
+    }
+
+    fn is_below(&self, mut ino: Ino, dir: Ino) -> bool {
+        while let Some(node) = self.nodes.get(&ino) {
+            if node.parent == dir {
+                return true;
+            }
+            if ino == ROOT || node.parent == ino {
+                return false;
+            }
+            ino = node.parent;
+        }
+        false
+    }
+
     /// The path of the folder `ino` is in, as the mount shows it, for
     /// messages.
     pub fn folder_path(&self, ino: Ino) -> String {

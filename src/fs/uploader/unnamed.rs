@@ -64,11 +64,13 @@ impl Unnamed {
             next_key: AtomicU64::new(1),
         };
         std::fs::create_dir_all(&unnamed.dir)?;
+        // Bytes whose record a crash cut short are kept too.
+        let mut left = std::collections::BTreeSet::new();
         for entry in std::fs::read_dir(&unnamed.dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                unnamed.keep(&path.with_extension(""), NEVER_NAMED_EARLIER);
-            }
+            left.insert(entry?.path().with_extension(""));
+        }
+        for base in left {
+            unnamed.keep(&base, NEVER_NAMED_EARLIER);
         }
         Ok(unnamed)
     }
@@ -162,16 +164,23 @@ impl Unnamed {
             |r| (r.name, r.folder),
         );
         let data = base.with_extension("data");
+        if !data.exists() {
+            let _ = std::fs::remove_file(base.with_extension("json"));
+            return;
+        }
         let kept = std::fs::create_dir_all(&self.unstored).and_then(|()| {
             let to = free_path(&self.unstored, &name);
             std::fs::rename(&data, &to).map(|()| to)
         });
         match kept {
-            Ok(to) => log::error!(
-                "{name:?} in {folder} was never stored: {why}. Its bytes are kept in {}; copy it back \
-                 under a name with an extension to upload it",
-                to.display()
-            ),
+            Ok(to) => {
+                log::error!(
+                    "{name:?} in {folder} was never stored: {why}. Its bytes are kept in {}; copy it \
+                     back under a name with an extension to upload it",
+                    to.display()
+                );
+                let _ = std::fs::remove_file(base.with_extension("json"));
+            }
             Err(e) => log::error!(
                 "{name:?} in {folder} was never stored ({why}), and its bytes could not be moved \
                  from {} to {}: {e}",
@@ -179,7 +188,6 @@ impl Unnamed {
                 self.unstored.display()
             ),
         }
-        let _ = std::fs::remove_file(base.with_extension("json"));
     }
 }
 
@@ -223,6 +231,14 @@ mod tests {
                 .unwrap()
                 .count(),
             0
+        );
+        // Bytes whose record a crash cut short are kept as well.
+        std::fs::write(cache.path().join("unnamed/9.data"), b"cut short").unwrap();
+        drop(_again);
+        let _third = Unnamed::open(cache.path()).unwrap();
+        assert_eq!(
+            std::fs::read(cache.path().join("unstored/unnamed")).unwrap(),
+            b"cut short"
         );
     }
 
