@@ -286,3 +286,13 @@ fn under_the_journal_log_lines_carry_a_priority_and_no_timestamp() {
     );
     assert!(!elsewhere.contains("<3>"), "{elsewhere}");
 }
+
+/// README shows the systemd unit: the copy there is the file's own.
+#[test]
+fn readme_shows_the_unit_as_it_is() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let unit = std::fs::read_to_string(root.join("packaging/mediafs@.service")).unwrap();
+    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
+    let body = &unit[unit.find("[Unit]").unwrap()..];
+    assert!(readme.contains(body), "README.md's copy of the unit is stale");
+}
