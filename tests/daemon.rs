@@ -294,5 +294,8 @@ fn readme_shows_the_unit_as_it_is() {
     let unit = std::fs::read_to_string(root.join("packaging/mediafs@.service")).unwrap();
     let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
     let body = &unit[unit.find("[Unit]").unwrap()..];
-    assert!(readme.contains(body), "README.md's copy of the unit is stale");
+    assert!(
+        readme.contains(body),
+        "README.md's copy of the unit is stale"
+    );
 }
