@@ -555,3 +555,32 @@ fn a_token_file_others_can_read_draws_a_warning() {
     );
     assert!(!log.contains(TOKEN));
 }
+
+/// Two mounts sharing a cache dir would take each other's staging, spool
+/// and waiting files for a crash's leftovers: the second is refused, and
+/// the first loses nothing. Once the first is gone, the dir is free.
+#[test]
+fn a_second_mount_of_one_cache_dir_is_refused() {
+    let emu = EmulatorProcess::start(&["--rate-limit", "0"]);
+    let cache = tempfile::tempdir().unwrap();
+    let first = Mounted::start_with_cache(&emu, cache.path(), &["--write-back"]);
+    let mut open = std::fs::File::create(first.path().join("open.txt")).unwrap();
+    std::io::Write::write_all(&mut open, b"still open\n").unwrap();
+    let err = match Mounted::try_start(&emu, cache.path(), TOKEN, &[]) {
+        Ok(_) => panic!("a second mount of the same cache dir started"),
+        Err(e) => e,
+    };
+    assert!(err.contains("in use by another mediafs mount"), "{err}");
+    drop(open);
+    ok(&format!("sync {}", first.at("open.txt")));
+    assert_eq!(
+        std::fs::read(first.path().join("open.txt")).unwrap(),
+        b"still open\n"
+    );
+    assert!(first.unmount().success());
+    let again = Mounted::start_with_cache(&emu, cache.path(), &[]);
+    assert_eq!(
+        std::fs::read(again.path().join("open.txt")).unwrap(),
+        b"still open\n"
+    );
+}

@@ -2,6 +2,7 @@
 //! `mediafs status` and `mediafs emulator`; the same binary is the mount
 //! helper `mount.fuse.mediafs` when called by that name.
 
+mod cache_lock;
 mod emulator;
 mod generate;
 mod helper;

@@ -292,11 +292,12 @@ async fn mount_location(
         .await
         .map_err(|e| access_problem(&e, location, base_url))?;
 
-    let mut config = FsConfig::new(
-        opts.cache_dir
-            .clone()
-            .unwrap_or_else(|| default_cache_dir(location)),
-    );
+    let cache_dir = opts
+        .cache_dir
+        .clone()
+        .unwrap_or_else(|| default_cache_dir(location));
+    let _one_mount_per_cache_dir = super::cache_lock::lock(&cache_dir)?;
+    let mut config = FsConfig::new(cache_dir);
     config.metadata_ttl = Duration::from_secs_f64(opts.metadata_ttl);
     config.read_only = opts.read_only
         || opts
