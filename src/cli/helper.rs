@@ -115,6 +115,29 @@ const OPTIONS: &[(&str, Becomes, &str)] = &[
     ("exec", Dropped, ""),
     ("noexec", Dropped, ""),
     ("comment=TEXT", Dropped, ""),
+    // The kernel's access-time and sync flags change nothing here: mediafs
+    // keeps the times it is given itself, and every close uploads.
+    ("atime", Dropped, ""),
+    ("noatime", Dropped, ""),
+    ("relatime", Dropped, ""),
+    ("norelatime", Dropped, ""),
+    ("strictatime", Dropped, ""),
+    ("nostrictatime", Dropped, ""),
+    ("lazytime", Dropped, ""),
+    ("nolazytime", Dropped, ""),
+    ("diratime", Dropped, ""),
+    ("nodiratime", Dropped, ""),
+    ("sync", Dropped, ""),
+    ("async", Dropped, ""),
+    ("dirsync", Dropped, ""),
+    ("owner", Dropped, ""),
+    ("group", Dropped, ""),
+    ("iversion", Dropped, ""),
+    ("noiversion", Dropped, ""),
+    ("mand", Dropped, ""),
+    ("nomand", Dropped, ""),
+    ("silent", Dropped, ""),
+    ("loud", Dropped, ""),
 ];
 
 /// Options that would put a secret where every user can read it.
@@ -365,7 +388,7 @@ mod tests {
     fn options_for_mount_systemd_and_fstab_are_dropped() {
         let options = "rw,nosuid,nodev,noexec,suid,dev,exec,_netdev,nofail,auto,noauto,user,\
             nouser,users,defaults,comment=systemd.automount,x-systemd.automount,\
-            x-systemd.mount-timeout=30,x-gvfs-show,,";
+            x-systemd.mount-timeout=30,x-gvfs-show,noatime,relatime,nodiratime,lazytime,sync,,";
         let argv = mapped(&["Loc1", "/mnt/media", "-n", "-v", "-o", options]).unwrap();
         assert_eq!(argv, base_and(&[]));
     }
