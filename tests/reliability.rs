@@ -584,3 +584,27 @@ fn a_second_mount_of_one_cache_dir_is_refused() {
         b"still open\n"
     );
 }
+
+/// A second mount on a mountpoint mediafs already serves would hide the
+/// first: it is refused, and the first goes on serving.
+#[test]
+fn a_mount_on_top_of_a_mediafs_mount_is_refused() {
+    let emu = EmulatorProcess::start(&["--rate-limit", "0"]);
+    let first = Mounted::start(&emu, &[]);
+    let other_cache = tempfile::tempdir().unwrap();
+    let out = sh(&format!(
+        "MEDIAFS_TOKEN={TOKEN} timeout 20 {} mount {} --location {} --base-url {} --cache-dir {}",
+        common::mount::BIN,
+        q(first.path()),
+        common::LOCATION,
+        emu.base_url,
+        q(other_cache.path())
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("is already a mediafs mount"), "{err}");
+    let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
+    let here = first.path().to_str().unwrap();
+    assert_eq!(mounts.lines().filter(|l| l.contains(here)).count(), 1);
+    ok(&format!("echo hi > {}", first.at("still.txt")));
+}

@@ -272,6 +272,23 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
     result
 }
 
+/// A mountpoint mediafs already serves is refused: a second mount on top
+/// would hide the first, and its uploads, from everyone.
+fn refuse_stacking(mountpoint: &Path) -> Result<(), String> {
+    let Ok(path) = super::mounts::absolute(mountpoint) else {
+        return Ok(());
+    };
+    match super::mounts::top_mount(&path) {
+        Ok(Some(entry)) if entry.is_mediafs() => Err(format!(
+            "{} is already a mediafs mount ({}); unmount it first: mediafs unmount {}",
+            path.display(),
+            entry.source,
+            path.display()
+        )),
+        _ => Ok(()),
+    }
+}
+
 async fn mount_location(
     base_url: &str,
     location: &str,
@@ -283,6 +300,7 @@ async fn mount_location(
     if !opts.metadata_ttl.is_finite() || opts.metadata_ttl < 0.0 {
         return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
     }
+    refuse_stacking(mountpoint)?;
     let mut client_config = ClientConfig::new(base_url, location);
     client_config.rate_limit =
         (opts.rate_limit > 0).then_some((opts.rate_limit, Duration::from_secs(10)));
