@@ -608,3 +608,18 @@ fn a_mount_on_top_of_a_mediafs_mount_is_refused() {
     assert_eq!(mounts.lines().filter(|l| l.contains(here)).count(), 1);
     ok(&format!("echo hi > {}", first.at("still.txt")));
 }
+
+/// `mediafs status` for a location no mount has used says so, rather than
+/// "0 uploads pending" (a mistyped location would read as reassurance).
+#[test]
+fn status_of_a_cache_dir_no_mount_used_says_so() {
+    let home = tempfile::tempdir().unwrap();
+    let out = sh(&format!(
+        "XDG_CACHE_HOME={} {} status --location NoSuchLocation",
+        q(home.path()),
+        common::mount::BIN
+    ));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("no mount has used it"), "{err}");
+}

@@ -155,8 +155,9 @@ fn default_cache_dir(location: &str) -> PathBuf {
 fn access_problem(e: &ApiError, location: &str, base_url: &str) -> String {
     match e {
         ApiError::Unauthorized { message } => format!(
-            "the service refused access to location {location}: {message}. Check that the token is valid and \
-             not expired, and that it was issued for this location (with the medias.readonly and medias.write scopes)"
+            "the service refused access to location {location}: {}. Check that the token is valid and \
+             not expired, and that it was issued for this location (with the medias.readonly and medias.write scopes)",
+            message.trim_end_matches('.')
         ),
         ApiError::NotFound { message } => format!("location {location} was not found: {message}"),
         ApiError::Network { message } => format!("cannot reach the service at {base_url}: {message}"),
@@ -393,6 +394,13 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     let dir = args
         .cache_dir
         .unwrap_or_else(|| default_cache_dir(args.location.as_deref().unwrap_or_default()));
+    if !dir.is_dir() {
+        // A mistyped location would otherwise read as "nothing pending".
+        return Err(format!(
+            "no cache dir at {}: no mount has used it (check --location or --cache-dir)",
+            dir.display()
+        ));
+    }
     let records = crate::fs::spool_status(&dir)
         .map_err(|e| format!("cannot read the spool in {}: {e}", dir.display()))?;
     let failed = records.iter().filter(|(_, r)| r.failed.is_some()).count();
