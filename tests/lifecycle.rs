@@ -219,6 +219,11 @@ fn mediafs_unmount_refuses_what_is_not_a_live_mediafs_mount() {
         "{said}"
     );
 
+    let gone = plain.path().join("gone");
+    let out = mediafs(&["unmount", gone.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("does not exist"));
+
     let out = mediafs(&["unmount", "/proc"]);
     assert_eq!(out.status.code(), Some(1));
     let said = text(&out.stderr);

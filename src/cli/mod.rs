@@ -80,6 +80,8 @@ fn run(cli: Cli) -> ExitCode {
         },
         _ => service::Readiness::foreground(),
     };
+    // Errors go to standard error once; into the log too when it is a file.
+    let logs_to_file = log_file.is_some();
     logging::init(&cli.log, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -102,7 +104,9 @@ fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(message) => {
-            log::error!("{message}");
+            if logs_to_file {
+                log::error!("{message}");
+            }
             readiness.failed(&message);
             failed(&message)
         }

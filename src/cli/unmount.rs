@@ -83,6 +83,9 @@ fn check_mediafs_mount(mnt: &Path) -> Result<(), String> {
             "{shown} is not a mediafs mount (it is a {} mount); nothing to do",
             top.fstype
         )),
+        Ok(None) if mnt.symlink_metadata().is_err() => {
+            Err(format!("{shown} does not exist; nothing to do"))
+        }
         Ok(None) => Err(format!(
             "{shown} is not a mount point, so not a mediafs mount; nothing to do"
         )),
