@@ -436,6 +436,10 @@ fn private_files_and_no_token_in_trace_logs() {
         m.log().contains("DEBUG") || m.log().contains("WARN"),
         "the log was written"
     );
+    // Nothing under the cache dir is open to others: cached content,
+    // times, the spool and their folders included.
+    let listed = ok(&format!("find {} -perm /077", q(&m.cache_dir)));
+    assert!(listed.trim().is_empty(), "open to others:\n{listed}");
     assert!(!m.log().contains(TOKEN), "the token leaked into the log");
 }
 

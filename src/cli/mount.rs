@@ -302,6 +302,10 @@ async fn mount_location(
         return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
     }
     refuse_stacking(mountpoint)?;
+    // What this process writes (staging, cached content, the spool, times)
+    // is the user's alone, whatever umask it was started with.
+    // SAFETY: umask only sets the process's file-creation mask.
+    unsafe { libc::umask(0o077) };
     let mut client_config = ClientConfig::new(base_url, location);
     client_config.rate_limit =
         (opts.rate_limit > 0).then_some((opts.rate_limit, Duration::from_secs(10)));
