@@ -73,11 +73,24 @@ impl LogArgs {
     }
 }
 
+/// Where the log goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogTo {
+    File,
+    Journal,
+    StandardError,
+}
+
 /// Starts the logger: into `file` when given, otherwise to standard error,
 /// formatted for the journal when that is where standard error goes.
-pub fn init(args: &LogArgs, file: Option<File>) {
+pub fn init(args: &LogArgs, file: Option<File>) -> LogTo {
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(&args.filter());
+    let to = match (&file, stderr_is_journal()) {
+        (Some(_), _) => LogTo::File,
+        (None, true) => LogTo::Journal,
+        (None, false) => LogTo::StandardError,
+    };
     match file {
         Some(file) => {
             builder
@@ -100,6 +113,7 @@ pub fn init(args: &LogArgs, file: Option<File>) {
         }
     }
     builder.init();
+    to
 }
 
 /// Whether standard error is the stream systemd connected to the journal

@@ -80,9 +80,7 @@ fn run(cli: Cli) -> ExitCode {
         },
         _ => service::Readiness::foreground(),
     };
-    // Errors go to standard error once; into the log too when it is a file.
-    let logs_to_file = log_file.is_some();
-    logging::init(&cli.log, log_file);
+    let log_to = logging::init(&cli.log, log_file);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -103,11 +101,17 @@ fn run(cli: Cli) -> ExitCode {
     runtime.shutdown_timeout(Duration::from_secs(1));
     match result {
         Ok(code) => code,
+        // An error is said once where the user looks: on standard error,
+        // as a prioritised line when that is the journal, and in the log
+        // file too when there is one.
         Err(message) => {
-            if logs_to_file {
+            if log_to != logging::LogTo::StandardError {
                 log::error!("{message}");
             }
             readiness.failed(&message);
+            if log_to == logging::LogTo::Journal {
+                return ExitCode::FAILURE;
+            }
             failed(&message)
         }
     }
