@@ -447,3 +447,67 @@ async fn file_urls_serve_bytes_with_ranges_and_no_token() {
     assert_eq!(stats["download_requests"], 3);
     assert!(stats["by_route"]["GET /medias/files"].as_u64().unwrap() >= 1);
 }
+
+/// Which requests fail is drawn from a seed: the same seed fails the same
+/// requests of the same sequence, so a failing run can be replayed. Fault
+/// changes touch only the fields given.
+#[tokio::test]
+async fn seeded_faults_replay_and_fault_changes_keep_other_fields() {
+    let emu = start_emulator(
+        false,
+        mediafs::emulator::Faults {
+            fail_rate: 0.5,
+            fail_after_share: 0.0,
+            seed: Some(7),
+            ..quiet()
+        },
+    )
+    .await;
+    let (client, base) = api(&emu);
+    let statuses = || async {
+        let mut got = Vec::new();
+        for _ in 0..40 {
+            let sent = authed(client.get(format!(
+                "{base}/medias/files?type=file&altType=location&altId={LOCATION}"
+            )))
+            .send()
+            .await;
+            got.push(sent.map(|r| r.status().as_u16()).unwrap_or(0));
+        }
+        got
+    };
+    let first = statuses().await;
+    assert!(
+        first.contains(&200) && first.iter().any(|&s| s != 200),
+        "{first:?}"
+    );
+    let set = |body: Value| {
+        let url = format!("{base}/_emulator/faults");
+        let client = client.clone();
+        async move {
+            client
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    set(json!({"seed": 7})).await;
+    assert_eq!(
+        statuses().await,
+        first,
+        "the same seed fails the same requests"
+    );
+    set(json!({"seed": 8})).await;
+    assert_ne!(statuses().await, first, "another seed, other requests");
+    let now = set(json!({"latency_ms": 1})).await;
+    assert_eq!(
+        now["fail_rate"], 0.5,
+        "a change keeps the fields it does not name: {now}"
+    );
+    assert_eq!(now["rate_limit"], quiet().rate_limit);
+}

@@ -43,6 +43,10 @@ pub struct EmulatorArgs {
     /// Fraction of requests (0 to 1) that fail with a 500 or a dropped connection.
     #[arg(long, default_value_t = 0.0)]
     fail_rate: f64,
+    /// Seeds which requests fail, so that a failing run can be replayed
+    /// (for the same requests in the same order) [default: random, logged].
+    #[arg(long)]
+    fault_seed: Option<u64>,
     /// API requests allowed per token per 10 seconds, as the real service; 0 turns the limit off.
     #[arg(long, default_value_t = 100)]
     rate_limit: u32,
@@ -80,6 +84,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
             fail_rate: args.fail_rate,
             rate_limit: args.rate_limit,
             bandwidth: args.bandwidth,
+            seed: args.fault_seed,
             ..Faults::default()
         },
         oauth_clients: args.oauth_clients,

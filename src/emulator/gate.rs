@@ -86,11 +86,26 @@ pub async fn get_faults(State(state): State<SharedState>) -> Json<Faults> {
 /// Replaces the fault settings; fields left out take their defaults.
 pub async fn set_faults(
     State(state): State<SharedState>,
-    Json(faults): Json<Faults>,
-) -> Json<Faults> {
+    Json(changes): Json<serde_json::Value>,
+) -> Response {
+    // The fields given change; the others keep their values.
+    let mut merged =
+        serde_json::to_value(&*state.faults.read().unwrap()).expect("faults serialize");
+    if let (Some(into), Some(from)) = (merged.as_object_mut(), changes.as_object()) {
+        for (key, value) in from {
+            into.insert(key.clone(), value.clone());
+        }
+    }
+    let faults: Faults = match serde_json::from_value(merged) {
+        Ok(f) => f,
+        Err(e) => return error_response(StatusCode::BAD_REQUEST, &format!("bad faults: {e}")),
+    };
     state.throttle.set_rate(faults.bandwidth);
+    if changes.get("seed").is_some_and(|s| !s.is_null()) {
+        *state.dice.lock().unwrap() = dice(faults.seed);
+    }
     *state.faults.write().unwrap() = faults.clone();
-    Json(faults)
+    Json(faults).into_response()
 }
 
 /// The caller a request's token identifies, for handlers to check `altId` against.
@@ -104,21 +119,36 @@ enum Failure {
     Drop,
 }
 
+/// The dice of injected failures, from `seed` or a random one (logged, so
+/// that a failing run can be replayed with `--fault-seed`).
+pub fn dice(seed: Option<u64>) -> rand::rngs::StdRng {
+    use rand::SeedableRng;
+    let seed = seed.unwrap_or_else(rand::random);
+    log::info!("injected failures are drawn with seed {seed} (--fault-seed {seed} replays them)");
+    rand::rngs::StdRng::seed_from_u64(seed)
+}
+
 /// Rolls the dice for a request to `route`: `None`, or a failure and
 /// whether it strikes after the work.
-fn roll_failure(faults: &Faults, route: &str) -> Option<(Failure, bool)> {
-    if faults.fail_rate <= 0.0 || rand::random::<f64>() >= faults.fail_rate {
+fn roll_failure(state: &super::AppState, route: &str) -> Option<(Failure, bool)> {
+    use rand::Rng;
+    let faults = state.faults.read().unwrap();
+    if faults.fail_rate <= 0.0 {
+        return None;
+    }
+    let mut dice = state.dice.lock().unwrap();
+    if dice.gen::<f64>() >= faults.fail_rate {
         return None;
     }
     if !faults.fail_routes.is_empty() && !faults.fail_routes.iter().any(|r| r == route) {
         return None;
     }
-    let kind = if rand::random::<bool>() {
+    let kind = if dice.gen::<bool>() {
         Failure::Status500
     } else {
         Failure::Drop
     };
-    Some((kind, rand::random::<f64>() < faults.fail_after_share))
+    Some((kind, dice.gen::<f64>() < faults.fail_after_share))
 }
 
 fn failure_response(kind: Failure) -> Response {
@@ -206,10 +236,8 @@ pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: 
         return error_response(StatusCode::BAD_REQUEST, "Version header was not found");
     }
 
-    let (limit, failure) = {
-        let f = state.faults.read().unwrap();
-        (f.rate_limit, roll_failure(&f, &route))
-    };
+    let limit = state.faults.read().unwrap().rate_limit;
+    let failure = roll_failure(&state, &route);
     let limit_headers = match check_rate(&state, &grant.token, limit) {
         Ok(h) => h,
         Err(h) => {
@@ -292,7 +320,7 @@ pub async fn download_gate(State(state): State<SharedState>, req: Request, next:
         .download_requests
         .fetch_add(1, Ordering::Relaxed);
     add_latency(&state).await;
-    let failure = roll_failure(&state.faults.read().unwrap(), "GET /msgsndr");
+    let failure = roll_failure(&state, "GET /msgsndr");
     match failure {
         None => next.run(req).await,
         Some((kind, false)) => failure_response(kind),

@@ -73,6 +73,10 @@ pub struct Faults {
     pub rate_limit: u32,
     /// Cap on upload and download bytes per second, all transfers together.
     pub bandwidth: Option<u64>,
+    /// Seeds the dice that decide which requests fail, so that a run with
+    /// `fail_rate` can be replayed (exactly, for the same requests in the
+    /// same order); `None`: a random seed, logged. Setting it reseeds.
+    pub seed: Option<u64>,
 }
 
 impl Default for Faults {
@@ -84,6 +88,7 @@ impl Default for Faults {
             fail_routes: Vec::new(),
             rate_limit: 100,
             bandwidth: None,
+            seed: None,
         }
     }
 }
@@ -119,6 +124,8 @@ struct AppState {
     locations: Vec<String>,
     public_base: String,
     faults: RwLock<Faults>,
+    /// The dice of injected failures (see [`Faults::seed`]).
+    dice: Mutex<rand::rngs::StdRng>,
     windows: Mutex<HashMap<String, SlidingWindow>>,
     daily_used: Mutex<HashMap<String, u64>>,
     stats: Stats,
@@ -226,6 +233,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| base_url.clone()),
         throttle: Throttle::new(config.faults.bandwidth),
+        dice: Mutex::new(gate::dice(config.faults.seed)),
         faults: RwLock::new(config.faults),
         windows: Mutex::new(HashMap::new()),
         daily_used: Mutex::new(HashMap::new()),
