@@ -46,7 +46,7 @@ sleep 3
 echo "checking through the mount that did the work:"
 python3 scripts/soak.py --check "$work/mnt" "$work/result.json" || status=1
 unmount
-curl -sf -X POST -H 'Content-Type: application/json' -d '{"rate_limit": 0}' "$url/_emulator/faults" > /dev/null
+curl -sf -X POST -H 'Content-Type: application/json' -d '{"rate_limit": 0, "fail_rate": 0, "latency_ms": 0}' "$url/_emulator/faults" > /dev/null
 mount 2
 echo "checking through a fresh mount:"
 python3 scripts/soak.py --check "$work/mnt" "$work/result.json" || status=1

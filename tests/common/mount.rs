@@ -104,7 +104,14 @@ impl EmulatorProcess {
         let _ = self.child.wait();
     }
 
-    pub fn set_faults(&self, faults: serde_json::Value) {
+    /// Sets the emulator's faults: those given, the others back to their
+    /// defaults (the emulator itself keeps the fields a change leaves out).
+    pub fn set_faults(&self, given: serde_json::Value) {
+        let mut faults =
+            serde_json::to_value(mediafs::emulator::Faults::default()).expect("faults serialize");
+        for (key, value) in given.as_object().expect("faults are an object") {
+            faults[key] = value.clone();
+        }
         ok(&format!(
             "curl -sf -X POST -H 'Content-Type: application/json' -d {} {}/_emulator/faults",
             q(faults.to_string()),
