@@ -20,18 +20,16 @@ use super::error::{ApiError, ApiResult};
 use super::limiter::RateLimiter;
 use super::limits::max_upload_bytes;
 use super::mime;
-use super::models::{
-    DeleteStatus, ListQuery, ListResponse, MediaObject, ObjectKind, UploadResponse,
-};
+use super::models::{DeleteStatus, MediaObject, ObjectKind, UploadResponse};
 use super::segments::Segments;
 use super::token::TokenSource;
+
+mod listing;
+pub use listing::AtOnce;
 
 pub const DEFAULT_BASE_URL: &str = "https://services.leadconnectorhq.com";
 pub const API_VERSION: &str = "2021-07-28";
 pub const DEFAULT_PAGE_SIZE: u64 = 100;
-/// Objects each page of a listing shares with the page before (see
-/// [`MediaClient::list_all`]).
-const PAGE_OVERLAP: u64 = 2;
 
 /// How the client talks to the service.
 #[derive(Debug, Clone)]
@@ -83,6 +81,9 @@ pub struct MediaClient {
     /// Server clock minus ours, from `Date` headers: decides whether an object
     /// found after an ambiguous failure was created by the failed request.
     server_clock_offset: StdMutex<Option<chrono::TimeDelta>>,
+    /// Kinds whose `fetchAll` listing fell short of its count: listed
+    /// folder by folder instead (see [`MediaClient::list_at_once`]).
+    at_once_short: StdMutex<HashSet<ObjectKind>>,
 }
 
 impl MediaClient {
@@ -121,6 +122,7 @@ impl MediaClient {
             config,
             token,
             server_clock_offset: StdMutex::new(None),
+            at_once_short: StdMutex::new(HashSet::new()),
         })
     }
 
@@ -266,134 +268,6 @@ impl MediaClient {
             ("altType", "location".into()),
             ("altId", self.config.location_id.clone()),
         ]
-    }
-
-    // ---- listing ----
-
-    /// One page of `GET /medias/files`.
-    pub async fn list_page(&self, q: &ListQuery) -> ApiResult<ListResponse> {
-        let mut params: Vec<(&str, String)> = self.alt_params().into();
-        params.push(("type", q.kind.as_str().into()));
-        params.push(("sortBy", q.sort_by.as_str().into()));
-        params.push(("sortOrder", if q.ascending { "asc" } else { "desc" }.into()));
-        params.push(("offset", q.offset.to_string()));
-        params.push(("limit", q.limit.to_string()));
-        if let Some(parent) = &q.parent_id {
-            params.push(("parentId", parent.clone()));
-        }
-        if let Some(query) = &q.query {
-            params.push(("query", query.clone()));
-        }
-        if q.fetch_all {
-            params.push(("fetchAll", "true".into()));
-        }
-        let url = self.url("/medias/files");
-        let body = self
-            .send_idempotent("listing", false, &|| Ok(self.api.get(&url).query(&params)))
-            .await?;
-        parse_json(&body)
-    }
-
-    /// Every object matching `q`, page after page, oldest first.
-    ///
-    /// Objects created meanwhile land after the pages already read, but a
-    /// removal meanwhile shifts every later object one place toward the
-    /// start, and a page asked for by a plain offset would skip one. So
-    /// each page overlaps the last by a few objects and must begin with
-    /// one already read; when it does not (more removals than the overlap),
-    /// the next ask reaches further back. Objects are kept once, by id.
-    pub async fn list_all(&self, mut q: ListQuery) -> ApiResult<Vec<MediaObject>> {
-        if q.fetch_all {
-            // `fetchAll` answers every object at once, whatever the page;
-            // should the service ever page it, the pages below read it.
-            let page = self.list_page(&q).await?;
-            let got = page.files.len() as u64;
-            if page.count.map_or(got < q.limit, |total| got >= total) {
-                return Ok(page.files);
-            }
-        }
-        let overlap = PAGE_OVERLAP.min(q.limit / 2);
-        let mut all = Vec::new();
-        let mut seen = HashSet::new();
-        let mut first_ever = None;
-        loop {
-            let page = self.list_page(&q).await?;
-            let got = page.files.len() as u64;
-            let first = page.files.first().map(|f| f.id.clone());
-            // A service that answered from the start again ignores offsets:
-            // what it answered is all there is.
-            let from_the_start = q.offset > 0 && first.is_some() && first == first_ever;
-            let known = all.len();
-            if q.offset == 0 && first_ever.is_none() {
-                first_ever = first;
-            }
-            let joined = q.offset == 0
-                || overlap == 0
-                || page.files.first().is_some_and(|f| seen.contains(&f.id));
-            for file in page.files {
-                if seen.insert(file.id.clone()) {
-                    all.push(file);
-                }
-            }
-            if !joined {
-                log::debug!(
-                    "listing shifted while it was read; reading back from before offset {}",
-                    q.offset
-                );
-                q.offset = q.offset.saturating_sub(q.limit - overlap);
-                continue;
-            }
-            // A short page is the end (as the listing stands now), unless
-            // the total says the service pages in smaller steps and the
-            // page brought something new (a total may count what no page
-            // shows).
-            let smaller_steps =
-                page.count.is_some_and(|total| q.offset + got < total) && all.len() > known;
-            let more = (got >= q.limit || smaller_steps) && !from_the_start;
-            if !more {
-                return Ok(all);
-            }
-            q.offset += got.saturating_sub(overlap).max(1);
-        }
-    }
-
-    /// Every child (folders and files) of a folder; `None` is the root.
-    pub async fn list_children(&self, parent_id: Option<&str>) -> ApiResult<Vec<MediaObject>> {
-        let limit = self.config.page_size;
-        let (folders, files) = tokio::try_join!(
-            self.list_all(ListQuery::children(ObjectKind::Folder, parent_id, limit)),
-            self.list_all(ListQuery::children(ObjectKind::File, parent_id, limit)),
-        )?;
-        let mut all = folders;
-        all.extend(files);
-        Ok(all)
-    }
-
-    /// Every folder of the location, flat, in one `fetchAll` call.
-    pub async fn list_folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
-        let mut q = ListQuery::children(ObjectKind::Folder, None, self.config.page_size);
-        q.fetch_all = true;
-        self.list_all(q).await
-    }
-
-    /// Objects of `kind` in `parent_id` whose names match `name` exactly.
-    pub async fn find_by_name(
-        &self,
-        kind: ObjectKind,
-        parent_id: Option<&str>,
-        name: &str,
-    ) -> ApiResult<Vec<MediaObject>> {
-        let mut q = ListQuery::children(kind, parent_id, self.config.page_size);
-        q.query = Some(name.to_owned());
-        let found = self.list_all(q).await?;
-        Ok(found.into_iter().filter(|o| o.name == name).collect())
-    }
-
-    /// Checks the token and the location with the cheapest call there is.
-    pub async fn verify_access(&self) -> ApiResult<()> {
-        let mut q = ListQuery::children(ObjectKind::Folder, None, 1);
-        q.limit = 1;
-        self.list_page(&q).await.map(drop)
     }
 
     // ---- folders ----

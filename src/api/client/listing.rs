@@ -1,0 +1,228 @@
+//! Listings: pages of `GET /medias/files`, whole folders read page by
+//! page without gaps, and everything at once (`fetchAll`), checked against
+//! the total the service gives.
+
+use std::collections::HashSet;
+
+use futures::StreamExt;
+
+use super::{parse_json, MediaClient};
+use crate::api::error::{ApiError, ApiResult};
+use crate::api::models::{ListQuery, ListResponse, MediaObject, ObjectKind};
+
+/// Objects each page of a listing shares with the page before (see
+/// [`MediaClient::list_all`]).
+const PAGE_OVERLAP: u64 = 2;
+/// Folder listings at once while the folder tree is walked level by level.
+const TREE_WALK_AT_ONCE: usize = 4;
+
+/// What one `fetchAll` listing answered.
+#[derive(Debug)]
+pub enum AtOnce {
+    /// Every object, as many as the service counts.
+    Whole(Vec<MediaObject>),
+    /// Fewer objects than the service counts (or no count to tell).
+    Partial { got: usize, count: Option<u64> },
+}
+
+impl AtOnce {
+    /// The objects, or an error saying the answer fell short.
+    pub fn whole(self) -> ApiResult<Vec<MediaObject>> {
+        match self {
+            AtOnce::Whole(objects) => Ok(objects),
+            AtOnce::Partial { got, count } => Err(ApiError::Server {
+                status: 200,
+                message: format!(
+                    "a fetchAll listing held {got} objects of {}",
+                    count.map_or("an unknown number".to_owned(), |c| c.to_string())
+                ),
+            }),
+        }
+    }
+}
+
+impl MediaClient {
+    /// One page of `GET /medias/files`.
+    pub async fn list_page(&self, q: &ListQuery) -> ApiResult<ListResponse> {
+        let mut params: Vec<(&str, String)> = self.alt_params().into();
+        params.push(("type", q.kind.as_str().into()));
+        params.push(("sortBy", q.sort_by.as_str().into()));
+        params.push(("sortOrder", if q.ascending { "asc" } else { "desc" }.into()));
+        if q.fetch_all {
+            // Everything, flat: a page size could only cut it short.
+            params.push(("fetchAll", "true".into()));
+        } else {
+            params.push(("offset", q.offset.to_string()));
+            params.push(("limit", q.limit.to_string()));
+        }
+        if let Some(parent) = &q.parent_id {
+            params.push(("parentId", parent.clone()));
+        }
+        if let Some(query) = &q.query {
+            params.push(("query", query.clone()));
+        }
+        let url = self.url("/medias/files");
+        let body = self
+            .send_idempotent("listing", false, &|| Ok(self.api.get(&url).query(&params)))
+            .await?;
+        parse_json(&body)
+    }
+
+    /// Every object matching `q`, page after page, oldest first.
+    ///
+    /// Objects created meanwhile land after the pages already read, but a
+    /// removal meanwhile shifts every later object one place toward the
+    /// start, and a page asked for by a plain offset would skip one. So
+    /// each page overlaps the last by a few objects and must begin with
+    /// one already read; when it does not (more removals than the overlap),
+    /// the next ask reaches further back. Objects are kept once, by id.
+    pub async fn list_all(&self, mut q: ListQuery) -> ApiResult<Vec<MediaObject>> {
+        if q.fetch_all {
+            return self.list_at_once(q.kind).await?.whole();
+        }
+        let overlap = PAGE_OVERLAP.min(q.limit / 2);
+        let mut all = Vec::new();
+        let mut seen = HashSet::new();
+        let mut first_ever = None;
+        loop {
+            let page = self.list_page(&q).await?;
+            let got = page.files.len() as u64;
+            let first = page.files.first().map(|f| f.id.clone());
+            // A service that answered from the start again ignores offsets:
+            // what it answered is all there is.
+            let from_the_start = q.offset > 0 && first.is_some() && first == first_ever;
+            let known = all.len();
+            if q.offset == 0 && first_ever.is_none() {
+                first_ever = first;
+            }
+            let joined = q.offset == 0
+                || overlap == 0
+                || page.files.first().is_some_and(|f| seen.contains(&f.id));
+            for file in page.files {
+                if seen.insert(file.id.clone()) {
+                    all.push(file);
+                }
+            }
+            if !joined {
+                log::debug!(
+                    "listing shifted while it was read; reading back from before offset {}",
+                    q.offset
+                );
+                q.offset = q.offset.saturating_sub(q.limit - overlap);
+                continue;
+            }
+            // A short page is the end (as the listing stands now), unless
+            // the total says the service pages in smaller steps and the
+            // page brought something new (a total may count what no page
+            // shows).
+            let smaller_steps =
+                page.count.is_some_and(|total| q.offset + got < total) && all.len() > known;
+            let more = (got >= q.limit || smaller_steps) && !from_the_start;
+            if !more {
+                return Ok(all);
+            }
+            q.offset += got.saturating_sub(overlap).max(1);
+        }
+    }
+
+    /// Every child (folders and files) of a folder; `None` is the root.
+    pub async fn list_children(&self, parent_id: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        let limit = self.config.page_size;
+        let (folders, files) = tokio::try_join!(
+            self.list_all(ListQuery::children(ObjectKind::Folder, parent_id, limit)),
+            self.list_all(ListQuery::children(ObjectKind::File, parent_id, limit)),
+        )?;
+        let mut all = folders;
+        all.extend(files);
+        Ok(all)
+    }
+
+    /// Every folder of the location, flat: one `fetchAll` call, or when the
+    /// service does not answer them all at once, a walk from the root.
+    pub async fn list_folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
+        if !self.at_once_falls_short(ObjectKind::Folder) {
+            if let AtOnce::Whole(folders) = self.list_at_once(ObjectKind::Folder).await? {
+                return Ok(folders);
+            }
+        }
+        self.walk_folder_tree().await
+    }
+
+    /// Every object of `kind` in the location from one `fetchAll` answer,
+    /// checked against the `count` it gives. One that falls short is
+    /// remembered (and said once): the callers list folder by folder.
+    pub async fn list_at_once(&self, kind: ObjectKind) -> ApiResult<AtOnce> {
+        let mut q = ListQuery::children(kind, None, 0);
+        q.fetch_all = true;
+        let page = self.list_page(&q).await?;
+        let unique: HashSet<&str> = page.files.iter().map(|f| f.id.as_str()).collect();
+        match page.count {
+            Some(count) if unique.len() as u64 >= count => Ok(AtOnce::Whole(page.files)),
+            count => {
+                let got = unique.len();
+                let kinds = format!("{}s", kind.as_str());
+                let said =
+                    count.map_or("it gave no count".to_owned(), |c| format!("it counts {c}"));
+                if self.at_once_short.lock().unwrap().insert(kind) {
+                    log::warn!(
+                        "the service answered {got} {kinds} in one listing, but {said}: \
+                         listing {kinds} folder by folder from now on (more requests, \
+                         slower under the rate limit)"
+                    );
+                }
+                Ok(AtOnce::Partial { got, count })
+            }
+        }
+    }
+
+    /// Whether a `fetchAll` of `kind` fell short before.
+    pub fn at_once_falls_short(&self, kind: ObjectKind) -> bool {
+        self.at_once_short.lock().unwrap().contains(&kind)
+    }
+
+    /// Every folder, found level by level from the root: one listing per
+    /// folder, a few at a time.
+    async fn walk_folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
+        let limit = self.config.page_size;
+        let mut all = Vec::new();
+        let mut level: Vec<Option<String>> = vec![None];
+        while !level.is_empty() {
+            let listings = futures::stream::iter(level)
+                .map(|parent| {
+                    let q = ListQuery::children(ObjectKind::Folder, parent.as_deref(), limit);
+                    self.list_all(q)
+                })
+                .buffer_unordered(TREE_WALK_AT_ONCE)
+                .collect::<Vec<_>>()
+                .await;
+            level = Vec::new();
+            for found in listings {
+                for folder in found? {
+                    level.push(Some(folder.id.clone()));
+                    all.push(folder);
+                }
+            }
+        }
+        Ok(all)
+    }
+
+    /// Objects of `kind` in `parent_id` whose names match `name` exactly.
+    pub async fn find_by_name(
+        &self,
+        kind: ObjectKind,
+        parent_id: Option<&str>,
+        name: &str,
+    ) -> ApiResult<Vec<MediaObject>> {
+        let mut q = ListQuery::children(kind, parent_id, self.config.page_size);
+        q.query = Some(name.to_owned());
+        let found = self.list_all(q).await?;
+        Ok(found.into_iter().filter(|o| o.name == name).collect())
+    }
+
+    /// Checks the token and the location with the cheapest call there is.
+    pub async fn verify_access(&self) -> ApiResult<()> {
+        let mut q = ListQuery::children(ObjectKind::Folder, None, 1);
+        q.limit = 1;
+        self.list_page(&q).await.map(drop)
+    }
+}
