@@ -53,9 +53,26 @@ pub struct EmulatorArgs {
     /// Cap on transfer bytes per second, all transfers together.
     #[arg(long)]
     bandwidth: Option<u64>,
+    /// The most objects one fetchAll listing answers (its count still says
+    /// all), as a service that caps such answers would [default: no cap].
+    #[arg(long)]
+    fetch_all_max: Option<u64>,
+    /// Fill each empty location with a generated library of FOLDERS
+    /// folders of FILES small PNG files each (for scale tests and benchmarks).
+    #[arg(long, value_name = "FOLDERSxFILES", value_parser = folders_by_files)]
+    generate: Option<(usize, usize)>,
     /// Base of the public file URLs, when clients reach the emulator by another address.
     #[arg(long)]
     public_url: Option<String>,
+}
+
+fn folders_by_files(s: &str) -> Result<(usize, usize), String> {
+    let bad = || "expected FOLDERSxFILES, as 400x10".to_owned();
+    let (folders, files) = s.split_once('x').ok_or_else(bad)?;
+    Ok((
+        folders.parse().map_err(|_| bad())?,
+        files.parse().map_err(|_| bad())?,
+    ))
 }
 
 fn pair(s: &str) -> Result<(String, String), String> {
@@ -78,6 +95,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
         tokens: args.tokens,
         locations: args.locations,
         seed_demo: matches!(args.seed, Some(Seed::Demo)),
+        generate: args.generate,
         public_url: args.public_url,
         faults: Faults {
             latency_ms: args.latency_ms,
@@ -85,6 +103,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
             rate_limit: args.rate_limit,
             bandwidth: args.bandwidth,
             seed: args.fault_seed,
+            fetch_all_max: args.fetch_all_max,
             ..Faults::default()
         },
         oauth_clients: args.oauth_clients,

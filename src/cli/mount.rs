@@ -236,6 +236,7 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
         }],
         locations: vec![location.into()],
         seed_demo: true,
+        generate: None,
         public_url: None,
         oauth_clients: Vec::new(),
         refresh_tokens: Vec::new(),

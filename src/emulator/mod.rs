@@ -77,6 +77,10 @@ pub struct Faults {
     /// `fail_rate` can be replayed (exactly, for the same requests in the
     /// same order); `None`: a random seed, logged. Setting it reseeds.
     pub seed: Option<u64>,
+    /// The most objects one `fetchAll` answer holds, its `count` still
+    /// saying all: a service that caps such answers, which the sources
+    /// neither promise nor rule out. `None`: no cap.
+    pub fetch_all_max: Option<u64>,
 }
 
 impl Default for Faults {
@@ -89,6 +93,7 @@ impl Default for Faults {
             rate_limit: 100,
             bandwidth: None,
             seed: None,
+            fetch_all_max: None,
         }
     }
 }
@@ -101,6 +106,8 @@ pub struct EmulatorConfig {
     pub locations: Vec<String>,
     /// Fill each empty location with a small demo library.
     pub seed_demo: bool,
+    /// Fill each empty location with this many folders of this many small files.
+    pub generate: Option<(usize, usize)>,
     /// Base of the public file URLs; by default `http://` and the listening address.
     pub public_url: Option<String>,
     pub faults: Faults,
@@ -217,12 +224,15 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     };
     let base_url = format!("http://{host}");
     let store = Store::open(&config.data_dir)?;
-    if config.seed_demo {
-        for location in &config.locations {
-            seed::seed_demo(&store, location)
-                .await
-                .map_err(|e| EmulatorError::Seed(e.to_string()))?;
-        }
+    for location in &config.locations {
+        let seeded = match (config.seed_demo, config.generate) {
+            (true, _) => seed::seed_demo(&store, location).await,
+            (false, Some((folders, files))) => {
+                seed::generate(&store, location, folders, files).await
+            }
+            (false, None) => Ok(()),
+        };
+        seeded.map_err(|e| EmulatorError::Seed(e.to_string()))?;
     }
     let state = Arc::new(AppState {
         store,

@@ -243,6 +243,7 @@ pub async fn list_files(
         (Err(r), _) | (_, Err(r)) => return r,
     };
     let fetch_all = q.get("fetchAll").is_some_and(|v| v == "true");
+    let fetch_all_max = state.faults.read().unwrap().fetch_all_max;
     let listing = Listing {
         location,
         kind,
@@ -251,9 +252,14 @@ pub async fn list_files(
         query: q.get("query").filter(|p| !p.is_empty()).cloned(),
         sort,
         descending,
-        // `fetchAll` answers every object at once.
+        // `fetchAll` answers every object at once (or as many as a cap set
+        // for tests lets through, the count still saying all).
         offset: if fetch_all { 0 } else { offset },
-        limit: if fetch_all { None } else { Some(limit) },
+        limit: if fetch_all {
+            fetch_all_max
+        } else {
+            Some(limit)
+        },
     };
     match state.store.list(listing).await {
         Ok((objects, count)) => {

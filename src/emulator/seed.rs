@@ -1,6 +1,8 @@
 //! `--seed demo`: a small, realistic library for an empty location: a brand
 //! kit with logos and guidelines, campaign images and a video, a team photo
 //! and an audio jingle. The bytes are real files, shipped in the binary.
+//! `--generate FOLDERSxFILES`: a large library of small images, made
+//! straight in the store, for scale tests and benchmarks.
 
 use super::store::{Kind, Object, Store};
 use crate::api::mime;
@@ -86,5 +88,41 @@ pub async fn seed_demo(store: &Store, location: &str) -> Result<(), SeedError> {
         store.insert(object).await?;
     }
     log::info!("emulator: seeded location {location} with the demo library");
+    Ok(())
+}
+
+/// The bytes of every generated file: the head of a PNG and a few more.
+const GENERATED_BYTES: &[u8] =
+    b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR\0\0\0\x01\0\0\0\x01\x08\x02\0\0\0generated";
+
+/// Fills `location`, unless it holds anything, with `folders` folders
+/// (`folder-0000`, ...) of `files` PNG files each (`image-0000.png`, ...).
+pub async fn generate(
+    store: &Store,
+    location: &str,
+    folders: usize,
+    files: usize,
+) -> Result<(), SeedError> {
+    if !store.location_is_empty(location).await? {
+        return Ok(());
+    }
+    let mut objects = Vec::with_capacity(folders * (files + 1));
+    for f in 0..folders {
+        let folder = Object::new(location, &format!("folder-{f:04}"), Kind::Folder, None);
+        for i in 0..files {
+            let name = format!("image-{i:04}.png");
+            let mut file = Object::new(location, &name, Kind::File, Some(folder.id.clone()));
+            file.ext = Some("png".into());
+            file.content_type = Some("image/png".into());
+            file.size = Some(GENERATED_BYTES.len() as u64);
+            let incoming = store.incoming_path();
+            std::fs::write(&incoming, GENERATED_BYTES)?;
+            store.commit_blob(&incoming, &file.id)?;
+            objects.push(file);
+        }
+        objects.push(folder);
+    }
+    store.insert_many(objects).await?;
+    log::info!("emulator: generated {folders} folders of {files} files in location {location}");
     Ok(())
 }

@@ -265,24 +265,34 @@ impl Store {
     }
 
     pub async fn insert(&self, object: Object) -> rusqlite::Result<()> {
+        self.insert_many(vec![object]).await
+    }
+
+    /// Inserts objects in one transaction.
+    pub async fn insert_many(&self, objects: Vec<Object>) -> rusqlite::Result<()> {
         self.with_db(move |db| {
-            db.execute(
-                &format!("INSERT INTO objects ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"),
-                params![
-                    object.id,
-                    object.location,
-                    object.name,
-                    object.kind.as_str(),
-                    object.parent_id,
-                    object.content_type,
-                    object.size.map(|s| s as i64),
-                    object.ext,
-                    object.status.as_str(),
-                    object.created_at.timestamp_millis(),
-                    object.updated_at.timestamp_millis(),
-                ],
-            )
-            .map(drop)
+            let tx = db.transaction()?;
+            {
+                let mut stmt = tx.prepare(&format!(
+                    "INSERT INTO objects ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ))?;
+                for o in objects {
+                    stmt.execute(params![
+                        o.id,
+                        o.location,
+                        o.name,
+                        o.kind.as_str(),
+                        o.parent_id,
+                        o.content_type,
+                        o.size.map(|s| s as i64),
+                        o.ext,
+                        o.status.as_str(),
+                        o.created_at.timestamp_millis(),
+                        o.updated_at.timestamp_millis(),
+                    ])?;
+                }
+            }
+            tx.commit()
         })
         .await
     }

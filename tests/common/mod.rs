@@ -86,6 +86,7 @@ pub fn config_in(dir: &std::path::Path, seed_demo: bool, faults: Faults) -> Emul
         ],
         locations: vec![LOCATION.into(), OTHER_LOCATION.into()],
         seed_demo,
+        generate: None,
         public_url: None,
         oauth_clients: Vec::new(),
         refresh_tokens: Vec::new(),
