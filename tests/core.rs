@@ -36,6 +36,9 @@ impl Backend for Flaky {
     async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
         self.inner.folder_tree().await
     }
+    async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {
+        self.inner.all_files().await
+    }
     async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
         self.inner.files_in(folder).await
     }

@@ -5,12 +5,16 @@ use std::future::Future;
 use std::path::Path;
 
 use crate::api::{
-    ApiResult, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind, Segments,
+    ApiResult, AtOnce, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind,
+    Segments,
 };
 
 pub trait Backend: Send + Sync + 'static {
     /// Every folder of the location.
     fn folder_tree(&self) -> impl Future<Output = ApiResult<Vec<MediaObject>>> + Send;
+    /// Every file of the location in one answer, or `None` when the
+    /// service does not answer them all at once.
+    fn all_files(&self) -> impl Future<Output = ApiResult<Option<Vec<MediaObject>>>> + Send;
     /// Every file directly in a folder (`None`: the root).
     fn files_in(
         &self,
@@ -44,6 +48,16 @@ pub trait Backend: Send + Sync + 'static {
 impl Backend for MediaClient {
     async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
         self.list_folder_tree().await
+    }
+
+    async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {
+        if self.at_once_falls_short(ObjectKind::File) {
+            return Ok(None);
+        }
+        Ok(match self.list_at_once(ObjectKind::File).await? {
+            AtOnce::Whole(files) => Some(files),
+            AtOnce::Partial { .. } => None,
+        })
     }
 
     async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {

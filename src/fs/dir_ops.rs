@@ -143,8 +143,19 @@ impl<B: Backend> MediaFs<B> {
     }
 
     pub(super) async fn refresh_listing(&self, key: &FolderKey) -> FsResult<()> {
-        if self.ns.lock().unwrap().listings.listing_is_fresh(key) {
-            return Ok(());
+        let walk = {
+            let mut ns = self.ns.lock().unwrap();
+            if ns.listings.listing_is_fresh(key) {
+                return Ok(());
+            }
+            let now = self.config.clock.now();
+            ns.listings.walks.cold_listing(now, key)
+        };
+        if walk {
+            self.list_every_file(key).await;
+            if self.ns.lock().unwrap().listings.listing_is_fresh(key) {
+                return Ok(());
+            }
         }
         let lock = self
             .listing_refresh
@@ -168,6 +179,40 @@ impl<B: Backend> MediaFs<B> {
         let mut ns = self.ns.lock().unwrap();
         ns.listings.set_files(key.clone(), files, started);
         Ok(())
+    }
+
+    /// Lists every file of the library at once, for a walk that needs
+    /// `key`'s listing, unless another one did while this one waited. A
+    /// failure is left for the folder's own listing to meet and report.
+    async fn list_every_file(&self, key: &FolderKey) {
+        let _one_at_a_time = self.every_file_refresh.lock().await;
+        {
+            let mut ns = self.ns.lock().unwrap();
+            let due = ns.listings.walks.at_once_due(self.config.clock.now());
+            if !due || ns.listings.listing_is_fresh(key) {
+                return;
+            }
+        }
+        if self.refresh_tree().await.is_err() {
+            return;
+        }
+        let mut fetching = Fetching::begin(&self.ns);
+        let answer = self.backend.all_files().await;
+        let mut ns = self.ns.lock().unwrap();
+        match answer {
+            Ok(Some(files)) => {
+                fetching.done = true;
+                let started = fetching.started;
+                let arrived = self.config.clock.now();
+                log::debug!("listed all {} files of the library at once", files.len());
+                ns.listings.walks.listed_at_once(started, arrived - started);
+                ns.listings.set_every_file(files, started, arrived);
+            }
+            Ok(None) => ns.listings.walks.at_once_unavailable(),
+            Err(e) => log::debug!("listing every file at once: {e}"),
+        }
+        // Before `fetching`, whose drop takes the lock to end a failed fetch.
+        drop(ns);
     }
 
     /// The server side of a directory's entries; `None` for a local directory.

@@ -200,6 +200,8 @@ pub struct MediaFs<B: Backend> {
     next_fh: AtomicU64,
     /// One refresh of the folder tree at a time, and of each folder's files.
     tree_refresh: tokio::sync::Mutex<()>,
+    /// Held while every file is listed at once (see `namespace::walks`).
+    every_file_refresh: tokio::sync::Mutex<()>,
     listing_refresh: Mutex<std::collections::HashMap<FolderKey, Arc<tokio::sync::Mutex<()>>>>,
     mounted_at: SystemTime,
     /// Tells the kernel to drop what it caches that went stale.
@@ -258,6 +260,7 @@ impl<B: Backend> MediaFs<B> {
             handles: Mutex::new(Default::default()),
             next_fh: AtomicU64::new(1),
             tree_refresh: tokio::sync::Mutex::new(()),
+            every_file_refresh: tokio::sync::Mutex::new(()),
             listing_refresh: Mutex::new(Default::default()),
             mounted_at: SystemTime::now(),
             stale: std::sync::OnceLock::new(),

@@ -17,6 +17,7 @@ use tokio::sync::oneshot;
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Call {
     FolderTree,
+    AllFiles,
     FilesIn,
     HasChildren,
     CreateFolder,
@@ -29,6 +30,7 @@ pub enum Call {
 impl Call {
     pub const ALL: &'static [Call] = &[
         Call::FolderTree,
+        Call::AllFiles,
         Call::FilesIn,
         Call::HasChildren,
         Call::CreateFolder,
@@ -166,6 +168,10 @@ impl FaultyBackend {
 impl Backend for FaultyBackend {
     async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
         self.guard(Call::FolderTree, self.inner.folder_tree()).await
+    }
+
+    async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {
+        self.guard(Call::AllFiles, self.inner.all_files()).await
     }
 
     async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
+use super::walks::Walks;
 use super::FolderKey;
 use crate::api::MediaObject;
 use crate::fs::clock::Clock;
@@ -32,10 +33,17 @@ pub struct View {
     pub entries: BTreeMap<String, MediaObject>,
 }
 
+/// Folder views kept built: enough for the folders in use at once, few
+/// enough that a walk of a large library does not keep a second copy of it.
+const VIEWS_KEPT: usize = 64;
+
 #[derive(Debug)]
 struct FileListing {
     files: Vec<MediaObject>,
+    /// When its fetch began: a listing fetched from later replaces it.
     fetched: Instant,
+    /// What its freshness is counted from.
+    trusted_from: Instant,
 }
 
 #[derive(Debug)]
@@ -45,13 +53,16 @@ pub struct Listings {
     folders: HashMap<String, MediaObject>,
     tree_fetched: Option<Instant>,
     files: LruCache<FolderKey, FileListing>,
-    views: HashMap<FolderKey, Arc<View>>,
+    /// Views of the folders looked at last (each a copy of its listing).
+    views: LruCache<FolderKey, Arc<View>>,
     own_changes: Vec<(Instant, OwnChange)>,
     /// When each fetch in flight began (a count per instant).
     fetching: BTreeMap<Instant, usize>,
     /// Objects this mount replaced or renamed over whose removal has not
     /// been confirmed: hidden, so that their name means the replacement.
     superseded: HashSet<String>,
+    /// Whether to list every file at once (see [`Walks`]).
+    pub walks: Walks,
 }
 
 impl Listings {
@@ -62,10 +73,11 @@ impl Listings {
             folders: HashMap::new(),
             tree_fetched: None,
             files: LruCache::new(kept.max(1).try_into().expect("nonzero")),
-            views: HashMap::new(),
+            views: LruCache::new(VIEWS_KEPT.try_into().expect("nonzero")),
             own_changes: Vec::new(),
             fetching: BTreeMap::new(),
             superseded: HashSet::new(),
+            walks: Walks::new(ttl),
         }
     }
 
@@ -78,14 +90,14 @@ impl Listings {
         let (ttl, clock) = (self.ttl, self.clock.clone());
         self.files
             .get(key)
-            .is_some_and(|l| clock.since(l.fetched) < ttl)
+            .is_some_and(|l| clock.since(l.trusted_from) < ttl)
     }
 
     /// Forgets a folder's file listing and the tree, so that the next look
     /// fetches them.
     pub fn expire(&mut self, key: &FolderKey) {
         self.files.pop(key);
-        self.views.remove(key);
+        self.views.pop(key);
         self.tree_fetched = None;
     }
 
@@ -157,7 +169,46 @@ impl Listings {
 
     /// A folder's files as fetched from `started`, this mount's later
     /// changes replayed over them.
-    pub fn set_files(&mut self, key: FolderKey, mut files: Vec<MediaObject>, started: Instant) {
+    pub fn set_files(&mut self, key: FolderKey, files: Vec<MediaObject>, started: Instant) {
+        self.install_files(key, files, started, started);
+        self.end_fetch(started);
+    }
+
+    /// Every file of the library as fetched from `started`, each folder of
+    /// the tree given its own (none, for those that hold none). Files of a
+    /// folder the tree does not know wait for the folder's own listing.
+    /// Their freshness counts from `arrived`: the answer of a large library
+    /// may take seconds, and would otherwise be stale before a walk used it.
+    pub fn set_every_file(&mut self, files: Vec<MediaObject>, started: Instant, arrived: Instant) {
+        let mut by_folder: HashMap<FolderKey, Vec<MediaObject>> = self
+            .folders
+            .keys()
+            .map(|id| (Some(id.clone()), Vec::new()))
+            .chain([(None, Vec::new())])
+            .collect();
+        for file in files {
+            if let Some(folder) = by_folder.get_mut(&file.parent_id) {
+                folder.push(file);
+            }
+        }
+        for (key, files) in by_folder {
+            self.install_files(key, files, started, arrived);
+        }
+        self.end_fetch(started);
+    }
+
+    /// A folder's files as fetched from `started`, unless a listing
+    /// fetched since is there already.
+    fn install_files(
+        &mut self,
+        key: FolderKey,
+        mut files: Vec<MediaObject>,
+        started: Instant,
+        trusted_from: Instant,
+    ) {
+        if self.files.peek(&key).is_some_and(|l| l.fetched > started) {
+            return;
+        }
         for change in self.changes_since(started) {
             match change {
                 OwnChange::Created(o) if !o.is_folder() && o.parent_id == key => {
@@ -175,17 +226,17 @@ impl Listings {
             }
         }
         files.retain(|f| !self.superseded.contains(&f.id));
-        self.views.remove(&key);
+        self.views.pop(&key);
         let listing = FileListing {
             files,
             fetched: started,
+            trusted_from,
         };
         if let Some((evicted, _)) = self.files.push(key.clone(), listing) {
             if evicted != key {
-                self.views.remove(&evicted);
+                self.views.pop(&evicted);
             }
         }
-        self.end_fetch(started);
     }
 
     /// The type a file that tells none may take in folder `key`: that of
@@ -224,7 +275,7 @@ impl Listings {
         let view = Arc::new(View {
             entries: shown.into_iter().zip(objects).collect(),
         });
-        self.views.insert(key.clone(), view.clone());
+        self.views.put(key.clone(), view.clone());
         Some(view)
     }
 
@@ -237,7 +288,7 @@ impl Listings {
             listing.files.retain(|f| f.id != object.id);
             listing.files.push(object.clone());
         }
-        self.views.remove(&key);
+        self.views.pop(&key);
         self.remember(OwnChange::Created(object));
     }
 
@@ -267,7 +318,7 @@ impl Listings {
             .is_some_and(|l| l.files.iter().any(namesake))
         {
             self.files.pop(key);
-            self.views.remove(key);
+            self.views.pop(key);
         }
     }
 
@@ -282,7 +333,7 @@ impl Listings {
             }),
         };
         if let Some(key) = parent {
-            self.views.remove(&key);
+            self.views.pop(&key);
         }
         self.remember(OwnChange::Removed(id.to_owned()));
     }
@@ -313,7 +364,7 @@ impl Listings {
             }
         }
         if let Some(key) = parent {
-            self.views.remove(&key);
+            self.views.pop(&key);
         }
         self.remember(OwnChange::Renamed(id.to_owned(), name.to_owned()));
     }
