@@ -17,8 +17,10 @@ pub mod reads;
 pub mod report;
 pub mod writes;
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
+use futures::FutureExt;
 use mediafs::api::client::DEFAULT_BASE_URL;
 use mediafs::api::{ClientConfig, MediaClient, Secret, TokenSource};
 
@@ -158,17 +160,26 @@ pub async fn run(var: impl Fn(&str) -> Option<String>) -> Option<Report> {
         .as_ref()
         .ok()
         .and_then(|a| a.number_header("x-ratelimit-daily-remaining"));
-    let reached = reads::run(&ctx, first, &mut report).await.is_some();
+    let checks = AssertUnwindSafe(all_checks(&ctx, first, &mut report)).catch_unwind();
+    if let Err(panic) = checks.await {
+        // What the checks found before one panicked is worth seeing too.
+        report.print();
+        std::panic::resume_unwind(panic);
+    }
+    note_cost(&ctx, daily_before, &mut report).await;
+    Some(report)
+}
+
+async fn all_checks(ctx: &Ctx, first: Result<Answer, String>, report: &mut Report) {
+    let reached = reads::run(ctx, first, report).await;
     if ctx.target.write && reached {
-        writes::run(&ctx, &mut report).await;
+        writes::run(ctx, report).await;
     } else if !ctx.target.write {
         report.skipped(
             "the write checks",
             format!("{WRITE_VAR} is not 1, so nothing was written"),
         );
     }
-    note_cost(&ctx, daily_before, &mut report).await;
-    Some(report)
 }
 
 /// Whether the suite kept under the rate limit, and what the run cost by

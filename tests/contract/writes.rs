@@ -99,7 +99,7 @@ impl ScratchFolder {
             .probe
             .call("/medias/folder", |c, url| c.post(url).json(&body))
             .await;
-        let folder = match &answer {
+        let id = match &answer {
             Ok(a) if (200..300).contains(&a.status) => {
                 if a.status != 201 {
                     check.differs(format!(
@@ -107,14 +107,22 @@ impl ScratchFolder {
                         a.describe()
                     ));
                 }
-                a.json()
-                    .and_then(|b| serde_json::from_value::<MediaObject>(b).ok())
+                let body = a.json().unwrap_or_default();
+                if let Err(e) = serde_json::from_value::<MediaObject>(body.clone()) {
+                    check.broken(format!(
+                        "the client cannot read the folder from the answer ({e}): {}",
+                        a.describe()
+                    ));
+                }
+                body["_id"].as_str().map(str::to_owned)
             }
             _ => None,
         };
-        let Some(folder) = folder.filter(|f| f.name == name && f.is_folder()) else {
+        let Some(id) = id else {
             let answer = answer.map_or_else(|e| e, |a| a.describe());
-            check.broken(format!("making the scratch folder {name:?} answered {answer}, not the folder with its `_id`"));
+            check.broken(format!(
+                "making the scratch folder {name:?} answered {answer}, without the folder's `_id`"
+            ));
             report.add(check);
             trash_by_name(ctx, &name, report).await;
             return None;
@@ -122,7 +130,7 @@ impl ScratchFolder {
         check.looked_at(format!("the scratch folder {name:?}"));
         report.add(check);
         Some(ScratchFolder {
-            id: folder.id,
+            id,
             name,
             made: Mutex::default(),
             gone: Mutex::default(),
