@@ -1,5 +1,10 @@
 //! Contract tests of the API client against the emulator, endpoint by
-//! endpoint, with the errors, quirks, rate limits and retries.
+//! endpoint, with the errors, quirks, rate limits and retries: what a live
+//! service cannot be asked to do (faults, a restart, a server that changes
+//! under a listing). The contract that can also run against a live location
+//! is the suite in `tests/contract/`, run by `tests/live.rs`. Where a test
+//! checks what the server holds, it asks the emulator's store
+//! (`/_emulator/objects`), not the client under test.
 
 mod common;
 
@@ -199,6 +204,9 @@ async fn creates_folders_and_uploads_into_them() {
     assert_eq!(listed[0].id, uploaded.id);
     assert_eq!(listed[0].name, ".logo.png.Xa91f");
     assert_eq!(listed[0].url, uploaded.url);
+    // The upload's answer has no type or size: these are what the server keeps.
+    assert_eq!(listed[0].content_type.as_deref(), Some("image/png"));
+    assert_eq!(listed[0].size, Some(bytes.len() as u64));
 
     let url = uploaded.url.unwrap();
     let whole = client
@@ -272,8 +280,14 @@ async fn videos_may_be_larger_than_other_files() {
     head.resize(27 * 1024 * 1024, 0x42);
     std::fs::write(&path, &head).unwrap();
     let video = client.upload_file(&path, "clip.mp4", None).await.unwrap();
-    assert_eq!(video.content_type.as_deref(), Some("video/mp4"));
-    assert_eq!(video.size, Some(27 * 1024 * 1024));
+    // The client answers with what it sent: ask the server what it stored.
+    let objects = emu.server_objects().await;
+    let stored = objects
+        .iter()
+        .find(|o| o["_id"] == video.id.as_str())
+        .unwrap();
+    assert_eq!(stored["contentType"], "video/mp4");
+    assert_eq!(stored["size"], 27 * 1024 * 1024);
 }
 
 #[tokio::test]
@@ -299,13 +313,17 @@ async fn renames_trashes_and_deletes() {
         ])
         .await
         .unwrap();
-    let names = |objs: Vec<mediafs::api::MediaObject>| {
-        let mut n: Vec<_> = objs.into_iter().map(|o| o.name).collect();
+    let active_names = |objects: Vec<serde_json::Value>| {
+        let mut n: Vec<String> = objects
+            .into_iter()
+            .filter(|o| o["status"] == "active")
+            .map(|o| o["name"].as_str().unwrap().to_owned())
+            .collect();
         n.sort();
         n
     };
     assert_eq!(
-        names(client.list_children(None).await.unwrap()),
+        active_names(emu.server_objects().await),
         ["3.png", "one.png", "two.png", "zero.png"]
     );
 
@@ -319,10 +337,11 @@ async fn renames_trashes_and_deletes() {
         .await
         .unwrap();
     client.delete(&ids[1].id).await.unwrap();
-    assert_eq!(
-        names(client.list_children(None).await.unwrap()),
-        ["3.png", "two.png"]
-    );
+    let objects = emu.server_objects().await;
+    let status = |id: &str| objects.iter().find(|o| o["_id"] == id).unwrap()["status"].clone();
+    assert_eq!(status(&ids[0].id), "trashed");
+    assert_eq!(status(&ids[1].id), "deleted");
+    assert_eq!(active_names(objects.clone()), ["3.png", "two.png"]);
     let gone = client.download(ids[1].url.as_deref().unwrap(), None).await;
     assert!(
         matches!(gone, Err(ApiError::NotFound { .. })),
@@ -516,19 +535,23 @@ async fn faults_never_duplicate_or_corrupt() {
         }
     }
     emu.set_faults(quiet()).await;
-    let listed = client.list_children(Some(&parent.id)).await.unwrap();
+    let stored: Vec<_> = emu
+        .server_objects()
+        .await
+        .into_iter()
+        .filter(|o| o["parentId"] == parent.id.as_str() && o["status"] == "active")
+        .collect();
     let mut seen: HashMap<&str, u32> = HashMap::new();
-    for o in &listed {
-        *seen.entry(o.name.as_str()).or_default() += 1;
+    for o in &stored {
+        *seen.entry(o["name"].as_str().unwrap()).or_default() += 1;
     }
     assert!(seen.values().all(|&n| n == 1), "duplicates: {seen:?}");
     for (name, bytes) in &expected {
-        let o = listed
+        let o = stored
             .iter()
-            .find(|o| &o.name == name)
+            .find(|o| o["name"] == name.as_str())
             .unwrap_or_else(|| panic!("{name} missing"));
-        let got = client
-            .download(o.url.as_deref().unwrap(), None)
+        let got = reqwest::get(o["url"].as_str().unwrap())
             .await
             .unwrap()
             .bytes()
@@ -565,11 +588,13 @@ async fn objects_survive_an_emulator_restart() {
     let running = mediafs::emulator::start(config_in(dir.path(), false, quiet()))
         .await
         .unwrap();
-    let client = client_for(&running.base_url, LOCATION, TOKEN, |_| {});
-    let listed = client.list_children(Some(&folder.id)).await.unwrap();
-    assert_eq!(listed.len(), 1);
-    let got = client
-        .download(listed[0].url.as_deref().unwrap(), None)
+    let stored: Vec<_> = server_objects_at(&running.base_url)
+        .await
+        .into_iter()
+        .filter(|o| o["parentId"] == folder.id.as_str())
+        .collect();
+    assert_eq!(stored.len(), 1);
+    let got = reqwest::get(stored[0]["url"].as_str().unwrap())
         .await
         .unwrap()
         .bytes()

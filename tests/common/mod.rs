@@ -55,6 +55,29 @@ impl TestEmulator {
     pub async fn route_count(&self, route: &str) -> u64 {
         self.stats().await["by_route"][route].as_u64().unwrap_or(0)
     }
+
+    pub async fn reset_stats(&self) {
+        let resp = reqwest::Client::new()
+            .delete(format!("{}/_emulator/stats", self.base_url()))
+            .send()
+            .await
+            .unwrap();
+        assert!(resp.status().is_success());
+    }
+
+    /// Every object the emulator stores for [`LOCATION`], trashed and
+    /// deleted ones included, each with its `status`: the server's state,
+    /// for tests that must not take the client's word for it.
+    pub async fn server_objects(&self) -> Vec<serde_json::Value> {
+        server_objects_at(self.base_url()).await
+    }
+}
+
+/// [`TestEmulator::server_objects`] of the emulator at `base_url`.
+pub async fn server_objects_at(base_url: &str) -> Vec<serde_json::Value> {
+    let url = format!("{base_url}/_emulator/objects?location={LOCATION}");
+    let body: serde_json::Value = reqwest::get(url).await.unwrap().json().await.unwrap();
+    body["objects"].as_array().unwrap().clone()
 }
 
 pub fn client_for(
