@@ -230,10 +230,7 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
     let emulator = emulator::start(EmulatorConfig {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
         data_dir,
-        tokens: vec![TokenGrant {
-            token: token.into(),
-            location: None,
-        }],
+        tokens: vec![TokenGrant::new(token, None)],
         locations: vec![location.into()],
         seed_demo: true,
         public_url: None,
