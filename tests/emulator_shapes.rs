@@ -511,3 +511,115 @@ async fn seeded_faults_replay_and_fault_changes_keep_other_fields() {
     );
     assert_eq!(now["rate_limit"], quiet().rate_limit);
 }
+
+/// One request of each route, with `token`: the statuses it gets, by route.
+async fn status_by_route(client: &Client, base: &str, token: &str, file: &str) -> Vec<u16> {
+    let with = |req: reqwest::RequestBuilder| {
+        req.bearer_auth(token)
+            .header("Version", "2021-07-28")
+            .header("Accept", "application/json")
+    };
+    let alt = json!({"altId": LOCATION, "altType": "location"});
+    let part = reqwest::multipart::Part::bytes(png_bytes(10, 1))
+        .file_name("s.png")
+        .mime_str("image/png")
+        .unwrap();
+    let form = reqwest::multipart::Form::new()
+        .text("altId", LOCATION)
+        .text("altType", "location")
+        .text("name", "s.png")
+        .part("file", part);
+    let requests = [
+        with(client.get(format!(
+            "{base}/medias/files?altType=location&altId={LOCATION}&type=file"
+        ))),
+        with(client.post(format!("{base}/medias/upload-file"))).multipart(form),
+        with(client.post(format!("{base}/medias/folder")))
+            .json(&json!({"altId": LOCATION, "altType": "location", "name": "F"})),
+        with(client.post(format!("{base}/medias/{file}")))
+            .json(&json!({"altId": LOCATION, "altType": "location", "name": "renamed.png"})),
+        with(client.put(format!("{base}/medias/update-files"))).json(
+            &json!({"altId": LOCATION, "altType": "location", "filesToBeUpdated": [{"id": file, "name": "r.png"}]}),
+        ),
+        with(client.put(format!("{base}/medias/delete-files"))).json(
+            &json!({"altId": LOCATION, "altType": "location", "status": "trashed", "filesToBeDeleted": [{"_id": file}]}),
+        ),
+        with(client.delete(format!("{base}/medias/{file}"))).query(&alt),
+    ];
+    let mut statuses = Vec::new();
+    for request in requests {
+        let resp = request.send().await.unwrap();
+        let status = resp.status().as_u16();
+        if status == 401 {
+            let body: Value = resp.json().await.unwrap();
+            assert_eq!(
+                (&body["statusCode"], &body["message"], &body["error"]),
+                (
+                    &json!(401),
+                    &json!("The token is not authorized for this scope."),
+                    &json!("Unauthorized")
+                ),
+                "{body}"
+            );
+        }
+        statuses.push(status);
+    }
+    statuses
+}
+
+#[tokio::test]
+async fn scopes_are_enforced_by_route_and_neither_implies_the_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path(), true, quiet());
+    for grant in [
+        "pit-read:LocTestAAAA1111:medias.readonly",
+        "pit-write:*:medias.write",
+        "pit-none:LocTestAAAA1111:",
+    ] {
+        config.tokens.push(grant.parse().unwrap());
+    }
+    let emu = TestEmulator {
+        running: mediafs::emulator::start(config).await.unwrap(),
+        dir,
+    };
+    let (client, base) = api(&emu);
+    let objects = || async {
+        let all: Value = reqwest::get(format!("{base}/_emulator/objects?location={LOCATION}"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        all
+    };
+    let before = objects().await;
+    let file = before["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["type"] == "file")
+        .unwrap()["_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // list, upload, folder, rename, rename many, delete many, delete
+    assert_eq!(
+        status_by_route(&client, &base, "pit-read", &file).await,
+        [200, 401, 401, 401, 401, 401, 401]
+    );
+    assert_eq!(
+        status_by_route(&client, &base, "pit-none", &file).await,
+        [401; 7]
+    );
+    assert_eq!(objects().await, before, "refused writes changed nothing");
+    assert_eq!(
+        status_by_route(&client, &base, "pit-write", &file).await,
+        [401, 200, 201, 200, 200, 200, 200]
+    );
+    // Tokens with both scopes (the old forms) still do everything.
+    assert_eq!(
+        status_by_route(&client, &base, TOKEN, "000000000000000000000000").await,
+        [200, 200, 201, 404, 200, 200, 404]
+    );
+}

@@ -20,9 +20,9 @@ use super::error::{ApiError, ApiResult};
 use super::limiter::RateLimiter;
 use super::limits::max_upload_bytes;
 use super::mime;
-use super::models::{DeleteStatus, MediaObject, ObjectKind, UploadResponse};
+use super::models::{DeleteStatus, ListQuery, MediaObject, ObjectKind, UploadResponse};
 use super::segments::Segments;
-use super::token::TokenSource;
+use super::token::{Secret, TokenSource};
 
 mod listing;
 pub use listing::AtOnce;
@@ -62,6 +62,20 @@ impl ClientConfig {
             request_timeout: Duration::from_secs(300),
         }
     }
+}
+
+/// An API answer as it came, for callers that read its status and headers
+/// themselves.
+#[derive(Debug)]
+pub struct RawAnswer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    /// From sending the request to the end of its answer (of the last
+    /// request, when a refreshed token sent it again).
+    pub round_trip: Duration,
+    /// Requests sent: 2 when a 401 was cured by refreshing the token.
+    pub requests: u32,
 }
 
 /// A range of an object's bytes to download: `len` bytes from `offset`.
@@ -148,16 +162,18 @@ impl MediaClient {
         cap.mul_f64(rand::random::<f64>().max(0.1))
     }
 
-    /// Sends one request and reads its whole answer. The only resend here
-    /// is after a 401 that a token refresh cured.
-    async fn send_once(
+    /// Sends one request and reads its whole answer, whatever its status.
+    /// The only resend here is after a 401 that a token refresh cured.
+    async fn send_raw(
         &self,
         build: &(dyn Fn() -> ApiResult<RequestBuilder> + Sync),
-    ) -> ApiResult<Bytes> {
-        let mut refreshed = false;
+    ) -> ApiResult<RawAnswer> {
+        let mut requests = 0;
         loop {
             self.limiter.acquire().await;
             let (token, generation) = self.token.access_token(&self.api).await?;
+            let sent = std::time::Instant::now();
+            requests += 1;
             let response = build()?
                 .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
                 .send()
@@ -168,44 +184,61 @@ impl MediaClient {
             self.limiter.observe(response.headers()).await;
             self.note_server_clock(response.headers());
             let status = response.status();
-            let retry_after = response
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok()?.parse().ok())
-                .map(Duration::from_secs);
+            let headers = response.headers().clone();
             let body = response.bytes().await.map_err(|e| ApiError::Network {
                 message: format!("answer cut short: {}", describe_reqwest_error(&e)),
             })?;
-            if status.is_success() {
-                return Ok(body);
-            }
-            if status.is_redirection() {
-                return Err(ApiError::InvalidRequest {
-                    status: status.as_u16(),
-                    message: "the service answered with a redirect, which mediafs does not follow \
-                              so that the token never reaches another host; check --base-url"
-                        .into(),
-                });
-            }
             if status == StatusCode::UNAUTHORIZED
-                && !refreshed
+                && requests == 1
                 && self.token.refresh(&self.api, generation).await?
             {
-                refreshed = true;
                 continue;
             }
-            let err = ApiError::from_status(
-                status.as_u16(),
-                &String::from_utf8_lossy(&body),
-                retry_after,
-            );
-            if let ApiError::RateLimited { retry_after, .. } = &err {
-                self.limiter
-                    .pause(retry_after.unwrap_or(Duration::from_secs(1)))
-                    .await;
-            }
-            return Err(err);
+            return Ok(RawAnswer {
+                status,
+                headers,
+                body,
+                round_trip: sent.elapsed(),
+                requests,
+            });
         }
+    }
+
+    /// Sends one request (see [`Self::send_raw`]); an answer that is not a
+    /// success becomes its error.
+    async fn send_once(
+        &self,
+        build: &(dyn Fn() -> ApiResult<RequestBuilder> + Sync),
+    ) -> ApiResult<Bytes> {
+        let answer = self.send_raw(build).await?;
+        let status = answer.status;
+        if status.is_success() {
+            return Ok(answer.body);
+        }
+        if status.is_redirection() {
+            return Err(ApiError::InvalidRequest {
+                status: status.as_u16(),
+                message: "the service answered with a redirect, which mediafs does not follow \
+                          so that the token never reaches another host; check --base-url"
+                    .into(),
+            });
+        }
+        let retry_after = answer
+            .headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok())
+            .map(Duration::from_secs);
+        let err = ApiError::from_status(
+            status.as_u16(),
+            &String::from_utf8_lossy(&answer.body),
+            retry_after,
+        );
+        if let ApiError::RateLimited { retry_after, .. } = &err {
+            self.limiter
+                .pause(retry_after.unwrap_or(Duration::from_secs(1)))
+                .await;
+        }
+        Err(err)
     }
 
     /// Sends a request that is safe to repeat, retrying transient failures.
@@ -560,6 +593,29 @@ impl MediaClient {
         })
         .await
         .map(drop)
+    }
+
+    // ---- probes, for `mediafs check` ----
+
+    /// The token requests carry now, refreshed first when it must be.
+    pub async fn current_token(&self) -> ApiResult<Secret> {
+        Ok(self.token.access_token(&self.api).await?.0)
+    }
+
+    /// One listing page, sent once and answered as it came.
+    pub async fn probe_list(&self, q: &ListQuery) -> ApiResult<RawAnswer> {
+        let params = self.list_params(q);
+        let url = self.url("/medias/files");
+        self.send_raw(&|| Ok(self.api.get(&url).query(&params)))
+            .await
+    }
+
+    /// `DELETE /medias/{id}`, sent once and answered as it came.
+    pub async fn probe_delete(&self, id: &str) -> ApiResult<RawAnswer> {
+        let url = self.url(&format!("/medias/{id}"));
+        let params = self.alt_params();
+        self.send_raw(&|| Ok(self.api.delete(&url).query(&params)))
+            .await
     }
 
     // ---- downloads ----

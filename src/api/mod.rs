@@ -9,7 +9,7 @@ pub mod models;
 mod segments;
 pub mod token;
 
-pub use client::{AtOnce, ByteRange, ClientConfig, MediaClient};
+pub use client::{AtOnce, ByteRange, ClientConfig, MediaClient, RawAnswer};
 pub use error::{ApiError, ApiResult};
 pub use models::{DeleteStatus, ListQuery, MediaObject, ObjectKind};
 pub use segments::Segments;

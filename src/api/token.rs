@@ -127,6 +127,11 @@ impl TokenSource {
         Ok(Self::fixed(Self::read_secret_file(path)?))
     }
 
+    /// How many times the access token was refreshed.
+    pub fn refreshes(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
+    }
+
     pub fn can_refresh(&self) -> bool {
         self.inner.oauth.is_some()
     }

@@ -19,7 +19,9 @@ pub struct EmulatorArgs {
     /// Where objects and their bytes are kept; they survive restarts.
     #[arg(long)]
     data_dir: PathBuf,
-    /// A token to accept: TOKEN reaches every --location, TOKEN:LOCATION only that one. Repeatable.
+    /// A token to accept: TOKEN reaches every --location, TOKEN:LOCATION only that one,
+    /// TOKEN:LOCATION:SCOPE,... carries only those scopes (medias.readonly, medias.write;
+    /// both otherwise; LOCATION `*` for every location). Repeatable.
     #[arg(long = "token")]
     tokens: Vec<TokenGrant>,
     /// An OAuth app allowed to refresh tokens at /oauth/token, as CLIENT_ID:CLIENT_SECRET. Repeatable.

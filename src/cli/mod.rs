@@ -1,8 +1,9 @@
 //! The command line: `mediafs mount`, `mediafs unmount`, `mediafs demo`,
-//! `mediafs status` and `mediafs emulator`; the same binary is the mount
+//! `mediafs status`, `mediafs check` and `mediafs emulator`; the same binary is the mount
 //! helper `mount.fuse.mediafs` when called by that name.
 
 mod cache_lock;
+mod check;
 mod emulator;
 mod generate;
 mod helper;
@@ -45,6 +46,9 @@ enum Command {
     Demo(mount::DemoArgs),
     /// List the write-back uploads still pending or failed.
     Status(mount::StatusArgs),
+    /// Before a mount: check the token, the location, the scopes, the rate limit and the file URLs.
+    #[command(after_help = check::EXIT_CODES)]
+    Check(check::CheckArgs),
     /// Write the man pages or shell completions into a directory (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -95,6 +99,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Unmount(args) => unmount::run_unmount(args),
         Command::Demo(args) => runtime.block_on(mount::run_demo(args, readiness.hook())),
         Command::Status(args) => mount::run_status(args).map(done),
+        Command::Check(args) => runtime.block_on(check::run(args)),
         Command::Generate(args) => generate::run(args).map(done),
     };
     // A mount stopped at once leaves work behind on purpose: exit without it.

@@ -63,32 +63,40 @@ pub struct MountOptions {
     write_back: bool,
 }
 
+/// Where the service is and how to authenticate to it: shared by `mount`
+/// and `check`, so that a check speaks for the mount made with the same options.
 #[derive(Debug, Args)]
-pub struct MountArgs {
-    /// An existing empty directory to mount on.
-    #[arg(value_parser = super::absolute_path)]
-    mountpoint: PathBuf,
+pub struct ServiceArgs {
     /// The location (sub-account) whose media library to mount.
     #[arg(long)]
-    location: String,
+    pub(super) location: String,
     /// The API's base URL.
     #[arg(long, default_value = DEFAULT_BASE_URL)]
-    base_url: String,
+    pub(super) base_url: String,
     /// A file holding the token (Private Integration or OAuth access token);
     /// otherwise the MEDIAFS_TOKEN environment variable. Never on the command line.
     #[arg(long, value_parser = super::absolute_path)]
-    token_file: Option<PathBuf>,
+    pub(super) token_file: Option<PathBuf>,
     /// OAuth: the app's client id; with --refresh-token-file, access tokens
     /// are refreshed when they expire.
     #[arg(long, requires = "refresh_token_file")]
-    oauth_client_id: Option<String>,
+    pub(super) oauth_client_id: Option<String>,
     /// OAuth: the app's client secret (or MEDIAFS_OAUTH_CLIENT_SECRET).
     #[arg(long, env = "MEDIAFS_OAUTH_CLIENT_SECRET", hide_env_values = true)]
     oauth_client_secret: Option<String>,
     /// OAuth: a file holding the refresh token; it is replaced, atomically,
     /// by the new refresh token each refresh returns.
     #[arg(long, requires = "oauth_client_id", value_parser = super::absolute_path)]
-    refresh_token_file: Option<PathBuf>,
+    pub(super) refresh_token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// An existing empty directory to mount on.
+    #[arg(value_parser = super::absolute_path)]
+    mountpoint: PathBuf,
+    #[command(flatten)]
+    service: ServiceArgs,
     /// Run in the background: return once the mount answers (exit 0), or with
     /// the error that kept it from mounting. The log goes to --log-file, if given.
     #[arg(long)]
@@ -121,7 +129,8 @@ fn given_token(token_file: Option<&Path>) -> Result<Option<Secret>, String> {
         .map(|t| Secret::new(t.trim())))
 }
 
-fn token_source(args: &MountArgs) -> Result<TokenSource, String> {
+/// The token source the options describe: a fixed token, or OAuth refreshes.
+pub(super) fn token_source(args: &ServiceArgs) -> Result<TokenSource, String> {
     let given = given_token(args.token_file.as_deref())?;
     match (&args.oauth_client_id, &args.refresh_token_file) {
         (Some(client_id), Some(refresh_token_file)) => {
@@ -205,10 +214,10 @@ fn fuse_config(opts: &MountOptions, location: &str) -> Config {
 pub type OnReady = Box<dyn FnOnce(&Path) + Send>;
 
 pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<ExitCode, String> {
-    let token = token_source(&args)?;
+    let token = token_source(&args.service)?;
     mount_location(
-        &args.base_url,
-        &args.location,
+        &args.service.base_url,
+        &args.service.location,
         token,
         &args.mountpoint,
         &args.mount,
@@ -230,10 +239,7 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
     let emulator = emulator::start(EmulatorConfig {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
         data_dir,
-        tokens: vec![TokenGrant {
-            token: token.into(),
-            location: None,
-        }],
+        tokens: vec![TokenGrant::new(token, None)],
         locations: vec![location.into()],
         seed_demo: true,
         generate: None,

@@ -16,7 +16,7 @@ use axum::Json;
 use serde_json::json;
 
 use super::routes::error_response;
-use super::{Faults, SharedState, TokenGrant, DAILY_LIMIT, RATE_WINDOW};
+use super::{scopes, Faults, SharedState, TokenGrant, DAILY_LIMIT, RATE_WINDOW};
 use crate::rate_window::SlidingWindow;
 
 /// Request counts, for tests and benchmarks that count API calls.
@@ -195,10 +195,9 @@ fn caller_of(state: &SharedState, token: Option<&str>) -> Result<TokenGrant, &'s
         return Ok(g.clone());
     }
     match state.issued.lock().unwrap().get(token) {
-        Some(issued) if issued.expires > Instant::now() => Ok(TokenGrant {
-            token: token.to_owned(),
-            location: Some(issued.location.clone()),
-        }),
+        Some(issued) if issued.expires > Instant::now() => {
+            Ok(TokenGrant::new(token, Some(issued.location.clone())))
+        }
         Some(_) => Err("Invalid JWT: access token has expired"),
         None => Err(invalid),
     }
@@ -246,6 +245,12 @@ pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: 
             return resp;
         }
     };
+    // Past the rate limit's count, as a refusal of the service's own.
+    if !grant.scopes.contains(&scopes::required(&route)) {
+        let mut resp = scopes::refusal();
+        resp.headers_mut().extend(limit_headers);
+        return resp;
+    }
     req.extensions_mut().insert(Caller(grant));
 
     let mut resp = match failure {

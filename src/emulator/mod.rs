@@ -7,6 +7,7 @@ mod files;
 mod gate;
 mod oauth;
 mod routes;
+mod scopes;
 mod seed;
 pub mod store;
 mod throttle;
@@ -25,32 +26,52 @@ use tokio::sync::oneshot;
 
 use crate::rate_window::SlidingWindow;
 use gate::Stats;
+pub use scopes::Scope;
 use store::Store;
 use throttle::Throttle;
 
-/// A token the emulator accepts, for one location or for all of them.
+/// A token the emulator accepts, for one location or for all of them,
+/// with the scopes it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenGrant {
     pub token: String,
     /// `None`: the token reaches every configured location.
     pub location: Option<String>,
+    pub scopes: Vec<Scope>,
+}
+
+impl TokenGrant {
+    /// A token with both media scopes, for one location or (`None`) all.
+    pub fn new(token: impl Into<String>, location: Option<String>) -> Self {
+        TokenGrant {
+            token: token.into(),
+            location,
+            scopes: Scope::ALL.to_vec(),
+        }
+    }
 }
 
 impl std::str::FromStr for TokenGrant {
     type Err = String;
 
-    /// `TOKEN` grants every location; `TOKEN:LOCATION` ties it to one.
+    /// `TOKEN` grants every location; `TOKEN:LOCATION` ties it to one;
+    /// `TOKEN:LOCATION:SCOPE,...` gives its scopes (both media scopes
+    /// otherwise; none when empty), with `*` as the location for all.
     fn from_str(s: &str) -> Result<Self, String> {
-        let (token, location) = match s.split_once(':') {
-            Some((t, l)) => (t, Some(l.to_owned())),
-            None => (s, None),
+        let mut parts = s.splitn(3, ':');
+        let token = parts.next().unwrap_or_default();
+        let location = parts.next().map(str::to_owned);
+        let scopes = match parts.next() {
+            Some(list) => scopes::parse_list(list)?,
+            None => Scope::ALL.to_vec(),
         };
         if token.is_empty() || location.as_deref() == Some("") {
-            return Err("expected TOKEN or TOKEN:LOCATION".into());
+            return Err("expected TOKEN, TOKEN:LOCATION or TOKEN:LOCATION:SCOPE,...".into());
         }
         Ok(TokenGrant {
             token: token.to_owned(),
-            location,
+            location: location.filter(|l| l != "*"),
+            scopes,
         })
     }
 }

@@ -1,6 +1,7 @@
 //! `POST /oauth/token` with `grant_type=refresh_token`, as the real service
 //! answers it: a new access token that expires, and a new refresh token that
-//! replaces the old one (each refresh token works once).
+//! replaces the old one (each refresh token works once). Access tokens are
+//! JWTs, as HighLevel's are, whose payload says what they are for.
 
 use std::collections::HashMap;
 use std::time::Instant;
@@ -23,6 +24,30 @@ pub struct Issued {
 
 fn new_token(prefix: &str) -> String {
     format!("{prefix}-{}", uuid::Uuid::new_v4().simple())
+}
+
+/// An access token shaped as HighLevel's: a JWT whose payload names its
+/// auth class and id, its scopes and its expiry. Its signature is random:
+/// the emulator knows its tokens by their whole text, not by checking one.
+fn access_jwt(location: &str, client_id: &str, ttl: std::time::Duration) -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    let issued_at = chrono::Utc::now().timestamp();
+    let header = json!({"alg": "HS256", "typ": "JWT"});
+    let payload = json!({
+        "authClass": "Location", "authClassId": location, "primaryAuthClassId": location,
+        "source": "INTEGRATION", "sourceId": client_id, "channel": "OAUTH",
+        "oauthMeta": {"scopes": ["medias.readonly", "medias.write"], "client": client_id},
+        "iat": issued_at, "exp": issued_at + ttl.as_secs() as i64,
+        "jti": uuid::Uuid::new_v4().simple().to_string(),
+    });
+    let signature: [u8; 32] = rand::random();
+    [
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(payload.to_string()),
+        URL_SAFE_NO_PAD.encode(signature),
+    ]
+    .join(".")
 }
 
 pub async fn token(
@@ -54,7 +79,7 @@ pub async fn token(
             "Invalid grant: refresh token is invalid or was used",
         );
     };
-    let access = new_token("at");
+    let access = access_jwt(&location, field("client_id"), state.access_token_ttl);
     let refresh = new_token("rt");
     state
         .refresh_tokens

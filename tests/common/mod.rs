@@ -98,14 +98,8 @@ pub fn config_in(dir: &std::path::Path, seed_demo: bool, faults: Faults) -> Emul
         listen: "127.0.0.1:0".parse().unwrap(),
         data_dir: dir.to_path_buf(),
         tokens: vec![
-            TokenGrant {
-                token: TOKEN.into(),
-                location: None,
-            },
-            TokenGrant {
-                token: OTHER_TOKEN.into(),
-                location: Some(OTHER_LOCATION.into()),
-            },
+            TokenGrant::new(TOKEN, None),
+            TokenGrant::new(OTHER_TOKEN, Some(OTHER_LOCATION.into())),
         ],
         locations: vec![LOCATION.into(), OTHER_LOCATION.into()],
         seed_demo,

@@ -44,6 +44,16 @@ impl AtOnce {
 impl MediaClient {
     /// One page of `GET /medias/files`.
     pub async fn list_page(&self, q: &ListQuery) -> ApiResult<ListResponse> {
+        let params = self.list_params(q);
+        let url = self.url("/medias/files");
+        let body = self
+            .send_idempotent("listing", false, &|| Ok(self.api.get(&url).query(&params)))
+            .await?;
+        parse_json(&body)
+    }
+
+    /// The query of one page of `GET /medias/files`.
+    pub(super) fn list_params(&self, q: &ListQuery) -> Vec<(&'static str, String)> {
         let mut params: Vec<(&str, String)> = self.alt_params().into();
         params.push(("type", q.kind.as_str().into()));
         params.push(("sortBy", q.sort_by.as_str().into()));
@@ -61,11 +71,7 @@ impl MediaClient {
         if let Some(query) = &q.query {
             params.push(("query", query.clone()));
         }
-        let url = self.url("/medias/files");
-        let body = self
-            .send_idempotent("listing", false, &|| Ok(self.api.get(&url).query(&params)))
-            .await?;
-        parse_json(&body)
+        params
     }
 
     /// Every object matching `q`, page after page, oldest first.
