@@ -9,7 +9,13 @@
 # the least it could make, and mediafs's peak RSS. A second pass adds 50 ms
 # of latency to every emulator request, for mediafs alone.
 #
+# A third pass walks large generated libraries (4,000 files in 400 folders,
+# then 100,000 in 1,000) cold, at the service's rate limit and 100 ms of
+# latency, against the same walk made folder by folder (the emulator's
+# fetchAll answers capped, as a service might), in the same run.
+#
 #   scripts/bench.sh            (needs root: it drops the page cache)
+#   scripts/bench.sh walk       (the third pass alone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -26,11 +32,58 @@ cleanup() {
 trap cleanup EXIT
 mkdir -p "$work/tree" "$work/new" "$work/mfs" "$work/rcl" "$work/served"
 
+only=${1:-all}
 now() { date +%s.%N; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
+# start_emulator LATENCY_MS [RATE_LIMIT [MORE ARGS...]]: the emulator on $emulator_data.
+emulator_data=$work/data
+start_emulator() {
+  local latency=$1 rate=${2:-0}
+  shift $(( $# < 2 ? $# : 2 ))
+  : > "$work/emulator.out"
+  "$bin" emulator --listen 127.0.0.1:0 --data-dir "$emulator_data" --token bench-token --location bench \
+    --rate-limit "$rate" --latency-ms "$latency" "$@" > "$work/emulator.out" 2>> "$work/emulator.log" &
+  emulator_pid=$!
+  until grep -q http "$work/emulator.out" 2>/dev/null; do sleep 0.1; done
+  url=$(grep -o 'http://[0-9.:]*' "$work/emulator.out" | head -1)
+}
+api() { curl -sf -H 'Authorization: Bearer bench-token' -H 'Version: 2021-07-28' "$@"; }
+api_requests() { curl -sf "$url/_emulator/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_requests"])'; }
+reset_stats() { curl -sf -X DELETE "$url/_emulator/stats" > /dev/null; }
+
+# mediafs runs with its own rate limit off in the first two passes, as the emulator's is.
+mediafs_rate=0
+mount_mediafs() {
+  drop_caches
+  mediafs_cache=$work/cache-$RANDOM
+  MEDIAFS_TOKEN=bench-token "$bin" mount "$work/mfs" --location bench --base-url "$url" \
+    --cache-dir "$mediafs_cache" --rate-limit "$mediafs_rate" "$@" 2>> "$work/mediafs.log" &
+  mediafs_pid=$!
+  until grep -q " $work/mfs " /proc/mounts; do sleep 0.05; done
+}
+mount_rclone() {
+  drop_caches
+  RCLONE_CONFIG_BENCH_TYPE=webdav RCLONE_CONFIG_BENCH_URL="$webdav" \
+    rclone mount bench: "$work/rcl" --dir-cache-time 5s 2>> "$work/rclone.log" &
+  until grep -q " $work/rcl " /proc/mounts; do sleep 0.05; done
+}
+peak_rss_kib=0
+unmount() {
+  if [ "$1" = mfs ]; then
+    local hwm
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$mediafs_pid/status")
+    [ "$hwm" -gt "$peak_rss_kib" ] && peak_rss_kib=$hwm
+  fi
+  fusermount3 -u "$work/$1"
+  while grep -q " $work/$1 " /proc/mounts; do sleep 0.05; done
+}
+
+
+# The first two passes: mediafs against rclone, then mediafs at 50 ms latency.
+side_by_side() {
 echo "bench: making the tree (20 folders x 50 files x 10 KiB, a 200 MiB video) ..."
 python3 - "$work" <<'PY'
 import os, sys
@@ -53,17 +106,6 @@ for name, dest in [("video.mp4", "tree"), ("new-video.mp4", "new")]:
 PY
 cp -r "$work/tree/." "$work/served/"
 
-start_emulator() {
-  "$bin" emulator --listen 127.0.0.1:0 --data-dir "$work/data" --token bench-token --location bench \
-    --rate-limit 0 --latency-ms "$1" > "$work/emulator.out" 2>> "$work/emulator.log" &
-  emulator_pid=$!
-  until grep -q http "$work/emulator.out" 2>/dev/null; do sleep 0.1; done
-  url=$(grep -o 'http://[0-9.:]*' "$work/emulator.out" | head -1)
-}
-api() { curl -sf -H 'Authorization: Bearer bench-token' -H 'Version: 2021-07-28' "$@"; }
-api_requests() { curl -sf "$url/_emulator/stats" | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_requests"])'; }
-reset_stats() { curl -sf -X DELETE "$url/_emulator/stats" > /dev/null; }
-
 echo "bench: seeding the emulator through the API ..."
 start_emulator 0
 for d in $(seq -w 0 19); do
@@ -81,31 +123,6 @@ video_url=$(api "$url/medias/files?altType=location&altId=bench&type=file&query=
 rclone serve webdav "$work/served" --addr 127.0.0.1:0 > "$work/webdav.log" 2>&1 &
 until grep -qo 'http://127.0.0.1:[0-9]*' "$work/webdav.log" 2>/dev/null; do sleep 0.1; done
 webdav=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/webdav.log" | head -1)
-
-mount_mediafs() {
-  drop_caches
-  mediafs_cache=$work/cache-$RANDOM
-  MEDIAFS_TOKEN=bench-token "$bin" mount "$work/mfs" --location bench --base-url "$url" \
-    --cache-dir "$mediafs_cache" --rate-limit 0 "$@" 2>> "$work/mediafs.log" &
-  mediafs_pid=$!
-  until grep -q " $work/mfs " /proc/mounts; do sleep 0.05; done
-}
-mount_rclone() {
-  drop_caches
-  RCLONE_CONFIG_BENCH_TYPE=webdav RCLONE_CONFIG_BENCH_URL="$webdav" \
-    rclone mount bench: "$work/rcl" --dir-cache-time 5s 2>> "$work/rclone.log" &
-  until grep -q " $work/rcl " /proc/mounts; do sleep 0.05; done
-}
-peak_rss_kib=0
-unmount() {
-  if [ "$1" = mfs ]; then
-    local hwm
-    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$mediafs_pid/status")
-    [ "$hwm" -gt "$peak_rss_kib" ] && peak_rss_kib=$hwm
-  fi
-  fusermount3 -u "$work/$1"
-  while grep -q " $work/$1 " /proc/mounts; do sleep 0.05; done
-}
 
 # Each workload: its name, the least API requests it could make (one
 # folder-tree call and one listing per folder page: 22 for this tree), and
@@ -223,3 +240,52 @@ echo "| --- | ---: | ---: |"
 printf '%s\n' "${slow[@]}"
 echo
 echo "mediafs peak RSS over both passes: $((peak_rss_kib / 1024)) MiB"
+  kill "$emulator_pid"; wait "$emulator_pid" 2>/dev/null || true
+}
+
+# The third pass: cold walks of generated libraries at the service's rate
+# limit (100 requests per 10 s, mediafs's default too) and 100 ms latency.
+# Each walk runs on a fresh mount with dropped caches; its peer is the same
+# walk with the emulator's fetchAll answers capped at 1,000 objects, which
+# leaves mediafs listing folder by folder, as it did before it listed a
+# walk at once, and as any client must that lists folders one by one.
+walk_pass() {
+  local folders=$1 files=$2 peer=$3 t0 t1 tm tp cm cp hwm rss
+  echo "bench: generating $folders folders x $files files, 100 ms latency, 100 requests per 10 s ..."
+  emulator_data=$work/walk-$folders-$files
+  mediafs_rate=100
+  start_emulator 100 100 --generate "${folders}x${files}"
+  shift 3
+  for tool in "$@"; do
+    curl -sf -X POST -H 'Content-Type: application/json' -d '{"fetch_all_max": null}' "$url/_emulator/faults" > /dev/null
+    mount_mediafs; M=$work/mfs; reset_stats
+    t0=$(now); eval "$tool" > /dev/null; t1=$(now)
+    tm=$(minus "$t1" "$t0"); cm=$(api_requests)
+    hwm=$(awk '/VmHWM/ {print $2}' "/proc/$mediafs_pid/status")
+    rss=$(awk '/VmRSS/ {print $2}' "/proc/$mediafs_pid/status")
+    unmount mfs
+    if [ "$peer" = yes ]; then
+      curl -sf -X POST -H 'Content-Type: application/json' -d '{"fetch_all_max": 1000}' "$url/_emulator/faults" > /dev/null
+      mount_mediafs; M=$work/mfs; reset_stats
+      t0=$(now); eval "$tool" > /dev/null; t1=$(now)
+      tp=$(minus "$t1" "$t0"); cp=$(api_requests); unmount mfs
+      walks+=("$(printf '| %s of %s files in %s folders | %.2f | %s | %.2f | %s | %s× | %s / %s MiB |' \
+        "$tool" "$((folders * files))" "$folders" "$tm" "$cm" "$tp" "$cp" "$(ratio "$tp" "$tm")" \
+        "$((rss / 1024))" "$((hwm / 1024))")")
+    else
+      walks+=("$(printf '| %s of %s files in %s folders | %.2f | %s | | | | %s / %s MiB |' \
+        "$tool" "$((folders * files))" "$folders" "$tm" "$cm" "$((rss / 1024))" "$((hwm / 1024))")")
+    fi
+  done
+  kill "$emulator_pid"; wait "$emulator_pid" 2>/dev/null || true
+  rm -rf "$emulator_data"
+}
+
+if [ "$only" = all ]; then side_by_side; fi
+declare -a walks
+walk_pass 400 10 yes 'ls -lR "$M"' 'find "$M"' 'du -s "$M"' 'rsync -r --list-only "$M/"'
+walk_pass 1000 100 yes 'ls -lR "$M"'
+echo
+echo "| cold walk, 100 ms latency, 100 requests per 10 s | mediafs (s) | API requests | folder by folder (s) | API requests | folder by folder / mediafs | mediafs RSS after / peak |"
+echo "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"
+printf '%s\n' "${walks[@]}"
