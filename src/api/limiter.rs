@@ -12,7 +12,7 @@ fn now() -> Instant {
 use reqwest::header::HeaderMap;
 use tokio::sync::Mutex;
 
-use crate::rate_window::SlidingWindow;
+use super::rate_window::SlidingWindow;
 
 #[derive(Debug)]
 pub struct RateLimiter {
