@@ -154,7 +154,7 @@ impl MediaClient {
     ) -> ApiResult<Bytes> {
         let mut refreshed = false;
         loop {
-            self.limiter.acquire().await;
+            let permit = self.limiter.acquire().await;
             let (token, generation) = self.token.access_token(&self.api).await?;
             let response = build()?
                 .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
@@ -164,6 +164,7 @@ impl MediaClient {
                     message: describe_reqwest_error(&e),
                 })?;
             self.limiter.observe(response.headers()).await;
+            drop(permit);
             self.note_server_clock(response.headers());
             let status = response.status();
             let retry_after = response
