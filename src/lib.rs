@@ -9,4 +9,3 @@ pub mod cli;
 pub mod emulator;
 pub mod fs;
 pub mod fuse;
-pub mod rate_window;

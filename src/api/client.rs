@@ -18,7 +18,7 @@ use tokio::io::AsyncReadExt;
 
 use super::error::{ApiError, ApiResult};
 use super::limiter::RateLimiter;
-use super::limits::max_upload_bytes;
+use super::limits;
 use super::mime;
 use super::models::{DeleteStatus, ListQuery, MediaObject, ObjectKind, UploadResponse};
 use super::segments::Segments;
@@ -168,9 +168,20 @@ impl MediaClient {
         &self,
         build: &(dyn Fn() -> ApiResult<RequestBuilder> + Sync),
     ) -> ApiResult<RawAnswer> {
+        self.send_raw_telling(build)
+            .await
+            .map_err(Failed::into_error)
+    }
+
+    /// [`Self::send_raw`], telling apart a request the service broke off
+    /// with no answer.
+    async fn send_raw_telling(
+        &self,
+        build: &(dyn Fn() -> ApiResult<RequestBuilder> + Sync),
+    ) -> Result<RawAnswer, Failed> {
         let mut requests = 0;
         loop {
-            self.limiter.acquire().await;
+            let permit = self.limiter.acquire().await;
             let (token, generation) = self.token.access_token(&self.api).await?;
             let sent = std::time::Instant::now();
             requests += 1;
@@ -178,16 +189,24 @@ impl MediaClient {
                 .header(AUTHORIZATION, format!("Bearer {}", token.expose()))
                 .send()
                 .await
-                .map_err(|e| ApiError::Network {
-                    message: describe_reqwest_error(&e),
-                })?;
+                .map_err(Failed::from_send)?;
             self.limiter.observe(response.headers()).await;
+            drop(permit);
             self.note_server_clock(response.headers());
             let status = response.status();
             let headers = response.headers().clone();
-            let body = response.bytes().await.map_err(|e| ApiError::Network {
-                message: format!("answer cut short: {}", describe_reqwest_error(&e)),
-            })?;
+            let body = match response.bytes().await {
+                Ok(body) => body,
+                // The status said enough: a refusal whose words were cut
+                // off (the service closed the connection after a 413 while
+                // the request was still going out) is that refusal still.
+                Err(_) if !status.is_success() => Bytes::new(),
+                Err(e) => {
+                    return Err(Failed::Error(ApiError::Network {
+                        message: format!("answer cut short: {}", describe_reqwest_error(&e)),
+                    }))
+                }
+            };
             if status == StatusCode::UNAUTHORIZED
                 && requests == 1
                 && self.token.refresh(&self.api, generation).await?
@@ -210,18 +229,29 @@ impl MediaClient {
         &self,
         build: &(dyn Fn() -> ApiResult<RequestBuilder> + Sync),
     ) -> ApiResult<Bytes> {
-        let answer = self.send_raw(build).await?;
+        self.send_once_telling(build)
+            .await
+            .map_err(Failed::into_error)
+    }
+
+    /// [`Self::send_once`], telling apart a request the service broke off
+    /// with no answer.
+    async fn send_once_telling(
+        &self,
+        build: &(dyn Fn() -> ApiResult<RequestBuilder> + Sync),
+    ) -> Result<Bytes, Failed> {
+        let answer = self.send_raw_telling(build).await?;
         let status = answer.status;
         if status.is_success() {
             return Ok(answer.body);
         }
         if status.is_redirection() {
-            return Err(ApiError::InvalidRequest {
+            return Err(Failed::Error(ApiError::InvalidRequest {
                 status: status.as_u16(),
                 message: "the service answered with a redirect, which mediafs does not follow \
                           so that the token never reaches another host; check --base-url"
                     .into(),
-            });
+            }));
         }
         let retry_after = answer
             .headers
@@ -238,7 +268,7 @@ impl MediaClient {
                 .pause(retry_after.unwrap_or(Duration::from_secs(1)))
                 .await;
         }
-        Err(err)
+        Err(Failed::Error(err))
     }
 
     /// Sends a request that is safe to repeat, retrying transient failures.
@@ -387,52 +417,56 @@ impl MediaClient {
             None => Self::upload_type(path, name)?,
         };
         let size = tokio::fs::metadata(path).await?.len();
-        let limit = max_upload_bytes(&content_type);
-        if size > limit {
+        if size > limits::max_upload_bytes(&content_type) {
             return Err(ApiError::TooLarge {
                 message: format!(
-                    "{name:?} is {size} bytes; the service takes at most {limit} bytes for {content_type}"
+                    "{name:?} is {size} bytes, over the service's limit of {}",
+                    limits::limit_words(&content_type)
                 ),
             });
         }
         let started = self.server_time_now_with_margin();
         let mut attempt = 0;
         loop {
-            match self
+            let failed = match self
                 .upload_once(path, name, parent_id, &content_type, size)
                 .await
             {
-                Ok(answer) => {
-                    return Ok(MediaObject {
-                        id: answer.file_id,
-                        name: name.to_owned(),
-                        kind: ObjectKind::File,
-                        parent_id: parent_id.map(str::to_owned),
-                        content_type: Some(content_type),
-                        size: Some(size),
-                        path: None,
-                        url: Some(answer.url),
-                        created_at: Some(Utc::now()),
-                        updated_at: Some(Utc::now()),
-                    })
+                Ok(answer) => return Ok(uploaded(answer, name, parent_id, content_type, size)),
+                Err(failed) => failed,
+            };
+            // The service may refuse a file for size by breaking the
+            // connection off while it is sent, before any answer is read.
+            let size_refusal = matches!(failed, Failed::BrokenOff(_))
+                && size > limits::min_upload_limit(&content_type);
+            let e = match failed.into_error() {
+                ApiError::TooLarge { message } => {
+                    return Err(refused_for_size(name, size, &content_type, &message))
                 }
-                Err(e) if e.is_transient() && attempt < self.config.max_retries => {
-                    if e.is_ambiguous() {
-                        if let Some(found) = self
-                            .find_landed_upload(path, name, parent_id, size, started)
-                            .await?
-                        {
-                            log::info!("upload of {name:?} landed before its answer was lost; not sending it again");
-                            return Ok(found);
-                        }
-                    }
-                    let wait = self.backoff(attempt);
-                    log::warn!("uploading {name:?}: {e}; retrying in {wait:?}");
-                    tokio::time::sleep(wait).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+                e => e,
+            };
+            if !(size_refusal || e.is_transient() && attempt < self.config.max_retries) {
+                return Err(e);
             }
+            if e.is_ambiguous() {
+                if let Some(found) = self
+                    .find_landed_upload(path, name, parent_id, size, started)
+                    .await?
+                {
+                    log::info!("upload of {name:?} landed before its answer was lost; not sending it again");
+                    return Ok(found);
+                }
+            }
+            if size_refusal {
+                let how = format!(
+                    "it broke the connection off with no answer ({e}), as it may when it refuses a file for size"
+                );
+                return Err(refused_for_size(name, size, &content_type, &how));
+            }
+            let wait = self.backoff(attempt);
+            log::warn!("uploading {name:?}: {e}; retrying in {wait:?}");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
         }
     }
 
@@ -443,7 +477,7 @@ impl MediaClient {
         parent_id: Option<&str>,
         content_type: &str,
         size: u64,
-    ) -> ApiResult<UploadResponse> {
+    ) -> Result<UploadResponse, Failed> {
         let url = self.url("/medias/upload-file");
         // The file is opened anew for each send, so every send streams it whole.
         let build = || -> ApiResult<RequestBuilder> {
@@ -465,7 +499,7 @@ impl MediaClient {
             }
             Ok(self.api.post(&url).multipart(form.part("file", part)))
         };
-        parse_json(&self.send_once(&build).await?)
+        Ok(parse_json(&self.send_once_telling(&build).await?)?)
     }
 
     /// After an ambiguous failure: a file of this name, size and type created
@@ -686,6 +720,90 @@ impl MediaClient {
             tokio::time::sleep(self.backoff(attempt)).await;
             attempt += 1;
         }
+    }
+}
+
+/// How one request failed.
+#[derive(Debug)]
+enum Failed {
+    /// With an answer, or before anything was sent: the error says which.
+    Error(ApiError),
+    /// With no answer: the other end reset or closed the connection while
+    /// the request was out (a network error).
+    BrokenOff(ApiError),
+}
+
+impl From<ApiError> for Failed {
+    fn from(e: ApiError) -> Self {
+        Failed::Error(e)
+    }
+}
+
+impl Failed {
+    fn from_send(e: reqwest::Error) -> Self {
+        let error = ApiError::Network {
+            message: describe_reqwest_error(&e),
+        };
+        if broken_off(&e) {
+            Failed::BrokenOff(error)
+        } else {
+            Failed::Error(error)
+        }
+    }
+
+    fn into_error(self) -> ApiError {
+        match self {
+            Failed::Error(e) | Failed::BrokenOff(e) => e,
+        }
+    }
+}
+
+/// Whether a request failed because the other end reset or closed the
+/// connection (not a timeout, not a failure to connect).
+fn broken_off(e: &reqwest::Error) -> bool {
+    use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset};
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(io.kind(), BrokenPipe | ConnectionReset | ConnectionAborted) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The error of an upload the service refused for size, in words that say
+/// its limit; `how` is what the service said or did.
+fn refused_for_size(name: &str, size: u64, content_type: &str, how: &str) -> ApiError {
+    ApiError::TooLarge {
+        message: format!(
+            "the service refused {name:?} ({size} bytes) as too large: {how}. Its limit is {}",
+            limits::limit_words(content_type)
+        ),
+    }
+}
+
+/// What the client knows of an upload the service took.
+fn uploaded(
+    answer: UploadResponse,
+    name: &str,
+    parent_id: Option<&str>,
+    content_type: String,
+    size: u64,
+) -> MediaObject {
+    MediaObject {
+        id: answer.file_id,
+        name: name.to_owned(),
+        kind: ObjectKind::File,
+        parent_id: parent_id.map(str::to_owned),
+        content_type: Some(content_type),
+        size: Some(size),
+        path: None,
+        url: Some(answer.url),
+        created_at: Some(Utc::now()),
+        updated_at: Some(Utc::now()),
     }
 }
 

@@ -6,6 +6,7 @@ mod limiter;
 pub mod limits;
 pub mod mime;
 pub mod models;
+pub mod rate_window;
 mod segments;
 pub mod token;
 

@@ -3,6 +3,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 
+use crate::emulator::rules::{SizeUnit, WindowKind};
 use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -52,6 +53,14 @@ pub struct EmulatorArgs {
     /// API requests allowed per token per 10 seconds, as the real service; 0 turns the limit off.
     #[arg(long, default_value_t = 100)]
     rate_limit: u32,
+    /// How that limit counts, which the service's docs leave open.
+    #[arg(long, value_enum, default_value_t = WindowKind::default())]
+    rate_window: WindowKind,
+    /// How the upload limits' "MB" (25 MB per file, 500 MB per video) is
+    /// counted, which the service's docs leave open. Past the limit the
+    /// answer is a 413, sent at once while the client is still sending.
+    #[arg(long, value_enum, default_value_t = SizeUnit::default())]
+    size_unit: SizeUnit,
     /// Cap on transfer bytes per second, all transfers together.
     #[arg(long)]
     bandwidth: Option<u64>,
@@ -103,6 +112,8 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
             latency_ms: args.latency_ms,
             fail_rate: args.fail_rate,
             rate_limit: args.rate_limit,
+            rate_window: args.rate_window,
+            size_unit: args.size_unit,
             bandwidth: args.bandwidth,
             seed: args.fault_seed,
             fetch_all_max: args.fetch_all_max,

@@ -9,21 +9,22 @@ use std::time::{Duration, Instant};
 
 use axum::body::Body;
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
 use super::routes::error_response;
-use super::{scopes, Faults, SharedState, TokenGrant, DAILY_LIMIT, RATE_WINDOW};
-use crate::rate_window::SlidingWindow;
+use super::{scopes, Faults, SharedState, TokenGrant};
 
 /// Request counts, for tests and benchmarks that count API calls.
 #[derive(Debug, Default)]
 pub struct Stats {
     api_requests: AtomicU64,
     download_requests: AtomicU64,
+    /// API requests refused with a 429.
+    rate_limited: AtomicU64,
     by_route: Mutex<BTreeMap<String, u64>>,
 }
 
@@ -39,6 +40,7 @@ pub async fn stats(State(state): State<SharedState>) -> Json<serde_json::Value> 
     Json(json!({
         "api_requests": s.api_requests.load(Ordering::Relaxed),
         "download_requests": s.download_requests.load(Ordering::Relaxed),
+        "rate_limited": s.rate_limited.load(Ordering::Relaxed),
         "by_route": *s.by_route.lock().unwrap(),
     }))
 }
@@ -46,6 +48,7 @@ pub async fn stats(State(state): State<SharedState>) -> Json<serde_json::Value> 
 pub async fn reset_stats(State(state): State<SharedState>) -> StatusCode {
     state.stats.api_requests.store(0, Ordering::Relaxed);
     state.stats.download_requests.store(0, Ordering::Relaxed);
+    state.stats.rate_limited.store(0, Ordering::Relaxed);
     state.stats.by_route.lock().unwrap().clear();
     StatusCode::NO_CONTENT
 }
@@ -235,11 +238,15 @@ pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: 
         return error_response(StatusCode::BAD_REQUEST, "Version header was not found");
     }
 
-    let limit = state.faults.read().unwrap().rate_limit;
+    let (window, limit) = {
+        let faults = state.faults.read().unwrap();
+        (faults.rate_window, faults.rate_limit)
+    };
     let failure = roll_failure(&state, &route);
-    let limit_headers = match check_rate(&state, &grant.token, limit) {
+    let limit_headers = match state.quotas.admit(&grant.token, window, limit) {
         Ok(h) => h,
         Err(h) => {
+            state.stats.rate_limited.fetch_add(1, Ordering::Relaxed);
             let mut resp = error_response(StatusCode::TOO_MANY_REQUESTS, "Too Many Requests");
             resp.headers_mut().extend(h);
             return resp;
@@ -270,51 +277,6 @@ pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: 
     };
     resp.headers_mut().extend(limit_headers);
     resp
-}
-
-/// Counts a request against the token's window; the `X-RateLimit-*` headers
-/// to send, or (as the error) those of a 429.
-fn check_rate(state: &SharedState, token: &str, limit: u32) -> Result<HeaderMap, HeaderMap> {
-    let daily_remaining = {
-        let mut used = state.daily_used.lock().unwrap();
-        let n = used.entry(token.to_owned()).or_default();
-        *n += 1;
-        DAILY_LIMIT.saturating_sub(*n)
-    };
-    let mut headers = HeaderMap::new();
-    let mut set = |name: &'static str, value: u64| {
-        headers.insert(name, HeaderValue::from(value));
-    };
-    set("x-ratelimit-limit-daily", DAILY_LIMIT);
-    set("x-ratelimit-daily-remaining", daily_remaining);
-    set(
-        "x-ratelimit-interval-milliseconds",
-        RATE_WINDOW.as_millis() as u64,
-    );
-    if limit == 0 {
-        return Ok(headers);
-    }
-    let verdict = {
-        let mut windows = state.windows.lock().unwrap();
-        let window = windows
-            .entry(token.to_owned())
-            .or_insert_with(|| SlidingWindow::new(limit as usize, RATE_WINDOW));
-        if window.max() != limit as usize {
-            *window = SlidingWindow::new(limit as usize, RATE_WINDOW);
-        }
-        window.try_acquire(Instant::now())
-    };
-    set("x-ratelimit-max", limit as u64);
-    match verdict {
-        Ok(remaining) => {
-            set("x-ratelimit-remaining", remaining as u64);
-            Ok(headers)
-        }
-        Err(_) => {
-            set("x-ratelimit-remaining", 0);
-            Err(headers)
-        }
-    }
 }
 
 /// In front of the public file URLs: counting, latency and failures (a 500,

@@ -2,11 +2,15 @@
 //! included, so that the demo, the tests and the benchmarks need no account.
 //! API routes live in [`routes`], the public file URLs in [`files`], and what
 //! stands in front of both (auth, rate limit, faults, stats) in [`gate`].
+//! The service's rules are the emulator's own reading of its documentation
+//! ([`rules`]), never the client's.
 
 mod files;
 mod gate;
 mod oauth;
+mod quota;
 mod routes;
+pub mod rules;
 mod scopes;
 mod seed;
 pub mod store;
@@ -24,7 +28,6 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use crate::rate_window::SlidingWindow;
 use gate::Stats;
 pub use scopes::Scope;
 use store::Store;
@@ -92,6 +95,12 @@ pub struct Faults {
     pub fail_routes: Vec<String>,
     /// API requests allowed per token per 10 s (429 past it); 0 turns it off.
     pub rate_limit: u32,
+    /// How that limit counts: a fixed or a sliding window (the sources do
+    /// not say; see [`rules::WindowKind`]).
+    pub rate_window: rules::WindowKind,
+    /// How the upload limits' "MB" is counted (the sources do not say; see
+    /// [`rules::SizeUnit`]).
+    pub size_unit: rules::SizeUnit,
     /// Cap on upload and download bytes per second, all transfers together.
     pub bandwidth: Option<u64>,
     /// Seeds the dice that decide which requests fail, so that a run with
@@ -111,7 +120,9 @@ impl Default for Faults {
             fail_rate: 0.0,
             fail_after_share: 0.5,
             fail_routes: Vec::new(),
-            rate_limit: 100,
+            rate_limit: rules::BURST_LIMIT,
+            rate_window: rules::WindowKind::default(),
+            size_unit: rules::SizeUnit::default(),
             bandwidth: None,
             seed: None,
             fetch_all_max: None,
@@ -140,11 +151,6 @@ pub struct EmulatorConfig {
     pub access_token_ttl: std::time::Duration,
 }
 
-/// The daily quota the service announces in `X-RateLimit-Limit-Daily`.
-const DAILY_LIMIT: u64 = 200_000;
-/// The window of the per-10-second limit.
-const RATE_WINDOW: std::time::Duration = std::time::Duration::from_secs(10);
-
 #[derive(Debug)]
 struct AppState {
     store: Store,
@@ -154,8 +160,7 @@ struct AppState {
     faults: RwLock<Faults>,
     /// The dice of injected failures (see [`Faults::seed`]).
     dice: Mutex<rand::rngs::StdRng>,
-    windows: Mutex<HashMap<String, SlidingWindow>>,
-    daily_used: Mutex<HashMap<String, u64>>,
+    quotas: quota::Quotas,
     stats: Stats,
     throttle: Throttle,
     oauth_clients: Vec<(String, String)>,
@@ -266,8 +271,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         throttle: Throttle::new(config.faults.bandwidth),
         dice: Mutex::new(gate::dice(config.faults.seed)),
         faults: RwLock::new(config.faults),
-        windows: Mutex::new(HashMap::new()),
-        daily_used: Mutex::new(HashMap::new()),
+        quotas: quota::Quotas::default(),
         stats: Stats::default(),
         oauth_clients: config.oauth_clients,
         refresh_tokens: Mutex::new(config.refresh_tokens.into_iter().collect()),

@@ -15,13 +15,10 @@ use serde_json::{json, Value};
 use tokio::io::AsyncWriteExt;
 
 use super::gate::Caller;
+use super::rules::{self, is_refused_type, MAX_NAME_CHARS};
 use super::store::{self, Kind, Listing, Object, SortColumn, Status};
 use super::SharedState;
-use crate::api::limits::{is_refused_type, max_upload_bytes};
 
-/// Longest object name the emulator accepts (the service's own limit is not
-/// documented; this one is generous, and names past it get a 422).
-pub const MAX_NAME_CHARS: usize = 1024;
 /// Page size when a listing gives no `limit`.
 const DEFAULT_LIMIT: u64 = 20;
 
@@ -157,9 +154,11 @@ fn check_name(name: Option<&str>) -> Result<String, Response> {
             "name should not be empty",
             "name must be a string",
         ])),
-        Some(_) if name.unwrap_or_default().chars().count() > MAX_NAME_CHARS => Err(invalid(&[
-            "name must be shorter than or equal to 1024 characters",
-        ])),
+        Some(_) if name.unwrap_or_default().chars().count() > MAX_NAME_CHARS => {
+            Err(invalid(&[&format!(
+                "name must be shorter than or equal to {MAX_NAME_CHARS} characters"
+            )]))
+        }
         Some(_) => Ok(name.unwrap_or_default().to_owned()),
     }
 }
@@ -294,22 +293,30 @@ impl Drop for Incoming {
     }
 }
 
+/// The 413, sent as a front end sends it: at once, while the client is
+/// still sending, and the rest of the body is never read (the connection
+/// closes; a client may see its send fail rather than this answer).
 fn too_large(content_type: &str) -> Response {
-    let limit_mb = max_upload_bytes(content_type) / (1024 * 1024);
-    error_response(
+    let mut resp = error_response(
         StatusCode::PAYLOAD_TOO_LARGE,
-        &format!("File too large: the maximum allowed size is {limit_mb} MB"),
-    )
+        &rules::too_large_message(content_type),
+    );
+    resp.headers_mut().insert(
+        axum::http::header::CONNECTION,
+        axum::http::HeaderValue::from_static("close"),
+    );
+    resp
 }
 
 fn refused_type(content_type: &str) -> Response {
     error_response(
         StatusCode::BAD_REQUEST,
-        &format!("INVALID_FILE_TYPE: files of type {content_type} are not allowed"),
+        &rules::refused_type_message(content_type),
     )
 }
 
-/// Streams bytes into a new incoming file, failing past the type's size limit.
+/// Streams bytes into a new incoming file, failing as soon as they pass
+/// the type's size limit.
 async fn receive<S, E>(
     state: &SharedState,
     mut chunks: S,
@@ -324,7 +331,8 @@ where
     let path = state.store.incoming_path();
     let mut file = tokio::fs::File::create(&path).await.map_err(internal)?;
     guard.0 = Some(path);
-    let limit = max_upload_bytes(content_type);
+    let unit = state.faults.read().unwrap().size_unit;
+    let limit = rules::max_upload_bytes(content_type, unit);
     let mut size = 0u64;
     while let Some(chunk) = chunks.next().await {
         let chunk = chunk.map_err(|e| {
@@ -364,7 +372,7 @@ pub async fn upload_file(
         if name == "file" {
             let content_type = field
                 .content_type()
-                .unwrap_or("application/octet-stream")
+                .unwrap_or(rules::UNTYPED_PART)
                 .to_owned();
             if is_refused_type(&content_type) {
                 return refused_type(&content_type);
@@ -468,7 +476,7 @@ async fn fetch_hosted(
         .get("content-type")
         .and_then(|v| v.to_str().ok())
         .map(|v| v.split(';').next().unwrap_or(v).trim().to_owned())
-        .unwrap_or_else(|| "application/octet-stream".into());
+        .unwrap_or_else(|| rules::UNTYPED_PART.into());
     if is_refused_type(&content_type) {
         return Err(refused_type(&content_type));
     }

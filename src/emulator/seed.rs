@@ -1,11 +1,12 @@
 //! `--seed demo`: a small, realistic library for an empty location: a brand
 //! kit with logos and guidelines, campaign images and a video, a team photo
-//! and an audio jingle. The bytes are real files, shipped in the binary.
+//! and an audio jingle. The bytes are real files, shipped in the binary,
+//! and their types are written here by hand (what `file` says of each),
+//! not found by the client's type detection.
 //! `--generate FOLDERSxFILES`: a large library of small images, made
 //! straight in the store, for scale tests and benchmarks.
 
 use super::store::{Kind, Object, Store};
-use crate::api::mime;
 
 const FOLDERS: &[(&str, Option<&str>)] = &[
     ("Brand Kit", None),
@@ -16,40 +17,48 @@ const FOLDERS: &[(&str, Option<&str>)] = &[
     ("Team", None),
 ];
 
-const FILES: &[(&str, Option<&str>, &[u8])] = &[
+/// Name, folder, type and bytes of each demo file.
+const FILES: &[(&str, Option<&str>, &str, &[u8])] = &[
     (
         "logo.png",
         Some("Logos"),
+        "image/png",
         include_bytes!("../../assets/demo/logo.png"),
     ),
     (
         "logo-dark.png",
         Some("Logos"),
+        "image/png",
         include_bytes!("../../assets/demo/logo-dark.png"),
     ),
     (
         "brand-guidelines.pdf",
         Some("Brand Kit"),
+        "application/pdf",
         include_bytes!("../../assets/demo/brand-guidelines.pdf"),
     ),
     (
         "hero-banner.jpg",
         Some("Black Friday 2026"),
+        "image/jpeg",
         include_bytes!("../../assets/demo/hero-banner.jpg"),
     ),
     (
         "promo.mp4",
         Some("Black Friday 2026"),
+        "video/mp4",
         include_bytes!("../../assets/demo/promo.mp4"),
     ),
     (
         "team-photo.jpg",
         Some("Team"),
+        "image/jpeg",
         include_bytes!("../../assets/demo/team-photo.jpg"),
     ),
     (
         "jingle.mp3",
         None,
+        "audio/mpeg",
         include_bytes!("../../assets/demo/jingle.mp3"),
     ),
 ];
@@ -76,11 +85,10 @@ pub async fn seed_demo(store: &Store, location: &str) -> Result<(), SeedError> {
         folder_ids.push((name, object.id.clone()));
         store.insert(object).await?;
     }
-    for (name, parent, bytes) in FILES {
+    for (name, parent, content_type, bytes) in FILES {
         let mut object = Object::new(location, name, Kind::File, lookup(&folder_ids, *parent));
-        let content_type = mime::detect(bytes, name).expect("demo assets have known types");
         object.ext = name.rsplit_once('.').map(|(_, e)| e.to_owned());
-        object.content_type = Some(content_type);
+        object.content_type = Some((*content_type).to_owned());
         object.size = Some(bytes.len() as u64);
         let incoming = store.incoming_path();
         std::fs::write(&incoming, bytes)?;

@@ -18,7 +18,7 @@ use super::reader::{ReadAhead, Remote, CHUNK};
 use super::times::Times;
 use super::uploader::{Staged, StagingCell};
 use super::{Attr, Backend, DirEntry, Errno, FileKind, FsResult, MediaFs, Opened};
-use crate::api::limits::{max_upload_bytes, MAX_FILE_BYTES};
+use crate::api::limits::{limit_words, max_upload_bytes, MAX_FILE_BYTES};
 use crate::api::MediaObject;
 
 #[derive(Debug)]
@@ -402,7 +402,10 @@ impl<B: Backend> MediaFs<B> {
                 .as_deref()
                 .map_or(MAX_FILE_BYTES, max_upload_bytes);
             if new_len > limit {
-                log::warn!("{name:?} would grow to {new_len} bytes; the library takes at most {limit} for its type");
+                log::warn!(
+                    "{name:?} would grow to {new_len} bytes, over the library's limit of {}",
+                    limit_words(head_type.as_deref().unwrap_or_default())
+                );
                 cell.refused.store(true, Ordering::SeqCst);
                 return Err(Errno(libc::EFBIG));
             }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod daemon;
+pub mod front_end;
 pub mod mount;
 
 use std::time::Duration;

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mediafs::api::client::API_VERSION;
-use mediafs::rate_window::SlidingWindow;
+use mediafs::api::rate_window::SlidingWindow;
 use reqwest::header::HeaderMap;
 use reqwest::RequestBuilder;
 use serde_json::Value;

@@ -34,7 +34,7 @@ pub use unnamed::{Unnamed, GRACE};
 use super::namespace::{FolderKey, Ino, Namespace, Spooled};
 use super::times::TimeStore;
 use super::{api_failure, junk, names, Backend, Errno, FsResult};
-use crate::api::limits::max_upload_bytes;
+use crate::api::limits;
 use crate::api::{mime, ApiError, DeleteStatus, MediaObject};
 
 /// What an upload stores, and what it replaces.
@@ -157,9 +157,11 @@ pub fn check(
         }
         return Err(Errno(libc::EINVAL));
     };
-    let limit = max_upload_bytes(&content_type);
-    if len > limit {
-        log::warn!("{name:?} is {len} bytes; the library takes at most {limit} for {content_type}");
+    if len > limits::max_upload_bytes(&content_type) {
+        log::warn!(
+            "{name:?} is {len} bytes, over the library's limit of {}",
+            limits::limit_words(&content_type)
+        );
         return Err(Errno(libc::EFBIG));
     }
     Ok(Verdict::Upload(Upload {
@@ -188,7 +190,7 @@ fn upload_type(
     let known = stored.and_then(|o| o.content_type.as_deref()).or(lent);
     Ok(told.or_else(|| {
         known
-            .filter(|t| !crate::api::limits::is_refused_type(t))
+            .filter(|t| !limits::is_refused_type(t))
             .map(str::to_owned)
     }))
 }

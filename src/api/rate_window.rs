@@ -1,6 +1,6 @@
 //! A sliding-window request counter: at most `max` events in any `window`.
-//! The client keeps itself under the service's limit with it, and the
-//! emulator enforces the service's limit with the same rule.
+//! The client paces itself with it ([`super::limiter`]); the emulator
+//! enforces the service's limit with windows of its own.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -23,10 +23,6 @@ impl SlidingWindow {
 
     pub fn max(&self) -> usize {
         self.max
-    }
-
-    pub fn window(&self) -> Duration {
-        self.window
     }
 
     /// Lowers (never raises) the limit, e.g. to what a server says it allows.
