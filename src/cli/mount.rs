@@ -297,6 +297,25 @@ fn refuse_stacking(mountpoint: &Path) -> Result<(), String> {
     }
 }
 
+/// The core's configuration from the mount's options.
+fn fs_config(opts: &MountOptions, cache_dir: PathBuf) -> FsConfig {
+    let mut config = FsConfig::new(cache_dir);
+    config.metadata_ttl = Duration::from_secs_f64(opts.metadata_ttl);
+    config.read_only = opts.read_only
+        || opts
+            .options
+            .iter()
+            .flat_map(|o| o.split(','))
+            .any(|o| o.trim() == "ro");
+    config.delete_mode = match opts.delete_mode {
+        DeleteMode::Trash => DeleteStatus::Trashed,
+        DeleteMode::Delete => DeleteStatus::Deleted,
+    };
+    config.filter_junk = !opts.upload_junk;
+    config.write_back = opts.write_back;
+    config
+}
+
 async fn mount_location(
     base_url: &str,
     location: &str,
@@ -327,20 +346,7 @@ async fn mount_location(
         .clone()
         .unwrap_or_else(|| default_cache_dir(location));
     let _one_mount_per_cache_dir = super::cache_lock::lock(&cache_dir)?;
-    let mut config = FsConfig::new(cache_dir);
-    config.metadata_ttl = Duration::from_secs_f64(opts.metadata_ttl);
-    config.read_only = opts.read_only
-        || opts
-            .options
-            .iter()
-            .flat_map(|o| o.split(','))
-            .any(|o| o.trim() == "ro");
-    config.delete_mode = match opts.delete_mode {
-        DeleteMode::Trash => DeleteStatus::Trashed,
-        DeleteMode::Delete => DeleteStatus::Deleted,
-    };
-    config.filter_junk = !opts.upload_junk;
-    config.write_back = opts.write_back;
+    let config = fs_config(opts, cache_dir);
     let cache_dir = config.cache_dir.clone();
     let fs = MediaFs::new(Arc::new(client), config)
         .map_err(|e| format!("cannot prepare the cache dir {}: {e}", cache_dir.display()))?;

@@ -215,7 +215,8 @@ pub enum EmulatorError {
 }
 
 /// Starts the emulator on `config.listen` (port 0 picks a free one).
-pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+/// Refuses a configuration no request could use.
+fn check_config(config: &EmulatorConfig) -> Result<(), EmulatorError> {
     if (config.tokens.is_empty() && config.refresh_tokens.is_empty()) || config.locations.is_empty()
     {
         return Err(EmulatorError::Config(
@@ -231,6 +232,26 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             }
         }
     }
+    Ok(())
+}
+
+/// Fills each empty location as the configuration asks.
+async fn seed(store: &Store, config: &EmulatorConfig) -> Result<(), EmulatorError> {
+    for location in &config.locations {
+        let seeded = match (config.seed_demo, config.generate) {
+            (true, _) => seed::seed_demo(store, location).await,
+            (false, Some((folders, files))) => {
+                seed::generate(store, location, folders, files).await
+            }
+            (false, None) => Ok(()),
+        };
+        seeded.map_err(|e| EmulatorError::Seed(e.to_string()))?;
+    }
+    Ok(())
+}
+
+pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorError> {
+    check_config(&config)?;
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .map_err(|source| EmulatorError::Listen {
@@ -250,16 +271,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
     };
     let base_url = format!("http://{host}");
     let store = Store::open(&config.data_dir)?;
-    for location in &config.locations {
-        let seeded = match (config.seed_demo, config.generate) {
-            (true, _) => seed::seed_demo(&store, location).await,
-            (false, Some((folders, files))) => {
-                seed::generate(&store, location, folders, files).await
-            }
-            (false, None) => Ok(()),
-        };
-        seeded.map_err(|e| EmulatorError::Seed(e.to_string()))?;
-    }
+    seed(&store, &config).await?;
     let state = Arc::new(AppState {
         store,
         grants: config.tokens,

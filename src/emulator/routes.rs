@@ -16,7 +16,7 @@ use tokio::io::AsyncWriteExt;
 
 use super::gate::Caller;
 use super::rules::{self, is_refused_type, MAX_NAME_CHARS};
-use super::store::{self, Kind, Listing, Object, SortColumn, Status};
+use super::store::{Kind, Listing, Object, SortColumn, Status};
 use super::SharedState;
 
 /// Page size when a listing gives no `limit`.
@@ -201,64 +201,10 @@ pub async fn list_files(
         Ok(l) => l,
         Err(r) => return r,
     };
-    let kind = match q.get("type").map(String::as_str) {
-        None | Some("") => {
-            return invalid(&[
-                "type should not be empty",
-                "type must be one of the following values: file, folder",
-            ])
-        }
-        Some(t) => match Kind::parse(t) {
-            Some(k) => k,
-            None => return invalid(&["type must be one of the following values: file, folder"]),
-        },
-    };
-    let sort = match q.get("sortBy").map(String::as_str).unwrap_or("createdAt") {
-        "createdAt" => SortColumn::CreatedAt,
-        "updatedAt" => SortColumn::UpdatedAt,
-        "name" => SortColumn::Name,
-        _ => {
-            return invalid(&[
-                "sortBy must be one of the following values: createdAt, updatedAt, name",
-            ])
-        }
-    };
-    let descending = match q.get("sortOrder").map(String::as_str).unwrap_or("desc") {
-        "asc" => false,
-        "desc" => true,
-        _ => return invalid(&["sortOrder must be one of the following values: asc, desc"]),
-    };
-    let number = |key: &str| -> Result<Option<u64>, Response> {
-        match q.get(key) {
-            None => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| invalid(&[&format!("{key} must be a number string")])),
-        }
-    };
-    let (offset, limit) = match (number("offset"), number("limit")) {
-        (Ok(o), Ok(l)) => (o.unwrap_or(0), l.unwrap_or(DEFAULT_LIMIT)),
-        (Err(r), _) | (_, Err(r)) => return r,
-    };
-    let fetch_all = q.get("fetchAll").is_some_and(|v| v == "true");
     let fetch_all_max = state.faults.read().unwrap().fetch_all_max;
-    let listing = Listing {
-        location,
-        kind,
-        parent_id: q.get("parentId").filter(|p| !p.is_empty()).cloned(),
-        fetch_all,
-        query: q.get("query").filter(|p| !p.is_empty()).cloned(),
-        sort,
-        descending,
-        // `fetchAll` answers every object at once (or as many as a cap set
-        // for tests lets through, the count still saying all).
-        offset: if fetch_all { 0 } else { offset },
-        limit: if fetch_all {
-            fetch_all_max
-        } else {
-            Some(limit)
-        },
+    let listing = match listing_asked(&q, location, fetch_all_max) {
+        Ok(l) => l,
+        Err(r) => return r,
     };
     match state.store.list(listing).await {
         Ok((objects, count)) => {
@@ -270,6 +216,71 @@ pub async fn list_files(
         }
         Err(e) => internal(e),
     }
+}
+
+/// The listing a query asks for, or the 422 its first bad parameter gets.
+fn listing_asked(
+    q: &HashMap<String, String>,
+    location: String,
+    fetch_all_max: Option<u64>,
+) -> Result<Listing, Response> {
+    let kind = match q.get("type").map(String::as_str) {
+        None | Some("") => {
+            return Err(invalid(&[
+                "type should not be empty",
+                "type must be one of the following values: file, folder",
+            ]))
+        }
+        Some(t) => Kind::parse(t)
+            .ok_or_else(|| invalid(&["type must be one of the following values: file, folder"]))?,
+    };
+    let sort = match q.get("sortBy").map(String::as_str).unwrap_or("createdAt") {
+        "createdAt" => SortColumn::CreatedAt,
+        "updatedAt" => SortColumn::UpdatedAt,
+        "name" => SortColumn::Name,
+        _ => {
+            return Err(invalid(&[
+                "sortBy must be one of the following values: createdAt, updatedAt, name",
+            ]))
+        }
+    };
+    let descending = match q.get("sortOrder").map(String::as_str).unwrap_or("desc") {
+        "asc" => false,
+        "desc" => true,
+        _ => {
+            return Err(invalid(&[
+                "sortOrder must be one of the following values: asc, desc",
+            ]))
+        }
+    };
+    let number = |key: &str| -> Result<Option<u64>, Response> {
+        match q.get(key) {
+            None => Ok(None),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| invalid(&[&format!("{key} must be a number string")])),
+        }
+    };
+    let (offset, limit) = (number("offset")?, number("limit")?);
+    let fetch_all = q.get("fetchAll").is_some_and(|v| v == "true");
+    Ok(Listing {
+        location,
+        kind,
+        parent_id: q.get("parentId").filter(|p| !p.is_empty()).cloned(),
+        fetch_all,
+        query: q.get("query").filter(|p| !p.is_empty()).cloned(),
+        sort,
+        descending,
+        // `fetchAll` answers every object at once (or as many as a cap set
+        // for tests lets through, the count still saying all).
+        offset: if fetch_all { 0 } else { offset.unwrap_or(0) },
+        limit: if fetch_all {
+            fetch_all_max
+        } else {
+            Some(limit.unwrap_or(DEFAULT_LIMIT))
+        },
+    })
 }
 
 // ---- POST /medias/upload-file ----
@@ -352,56 +363,13 @@ where
 pub async fn upload_file(
     State(state): State<SharedState>,
     Extension(caller): Extension<Caller>,
-    mut form: Multipart,
+    form: Multipart,
 ) -> Response {
-    let mut fields: HashMap<String, String> = HashMap::new();
-    let mut received: Option<Received> = None;
     let mut guard = Incoming(None);
-    loop {
-        let field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    &format!("Malformed multipart body: {e}"),
-                )
-            }
-        };
-        let name = field.name().unwrap_or_default().to_owned();
-        if name == "file" {
-            let content_type = field
-                .content_type()
-                .unwrap_or(rules::UNTYPED_PART)
-                .to_owned();
-            if is_refused_type(&content_type) {
-                return refused_type(&content_type);
-            }
-            let file_name = field.file_name().map(str::to_owned);
-            let size = match receive(&state, field, &content_type, &mut guard).await {
-                Ok(s) => s,
-                Err(r) => return r,
-            };
-            received = Some(Received {
-                path: guard.0.clone().expect("receive sets the path"),
-                content_type,
-                file_name,
-                size,
-            });
-        } else {
-            match field.text().await {
-                Ok(t) => {
-                    fields.insert(name, t);
-                }
-                Err(e) => {
-                    return error_response(
-                        StatusCode::BAD_REQUEST,
-                        &format!("Malformed multipart body: {e}"),
-                    )
-                }
-            }
-        }
-    }
+    let (fields, mut received) = match read_form(&state, form, &mut guard).await {
+        Ok(read) => read,
+        Err(r) => return r,
+    };
     let field = |k: &str| fields.get(k).map(String::as_str);
     let location = match location_for(&state, &caller, field("altType"), field("altId")) {
         Ok(l) => l,
@@ -430,20 +398,81 @@ pub async fn upload_file(
         Ok(p) => p,
         Err(r) => return r,
     };
-    let id = store::new_object_id();
+    store_upload(
+        &state,
+        Object::new(&location, &name, Kind::File, parent_id),
+        received,
+        guard,
+    )
+    .await
+}
+
+/// The form's text fields, and its file part streamed to disk (refused
+/// at once when its type is, or past its size limit).
+async fn read_form(
+    state: &SharedState,
+    mut form: Multipart,
+    guard: &mut Incoming,
+) -> Result<(HashMap<String, String>, Option<Received>), Response> {
+    let malformed = |e: axum::extract::multipart::MultipartError| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("Malformed multipart body: {e}"),
+        )
+    };
+    let mut fields = HashMap::new();
+    let mut received = None;
+    while let Some(field) = form.next_field().await.map_err(malformed)? {
+        let name = field.name().unwrap_or_default().to_owned();
+        if name != "file" {
+            fields.insert(name, field.text().await.map_err(malformed)?);
+            continue;
+        }
+        let content_type = field
+            .content_type()
+            .unwrap_or(rules::UNTYPED_PART)
+            .to_owned();
+        if is_refused_type(&content_type) {
+            return Err(refused_type(&content_type));
+        }
+        let file_name = field.file_name().map(str::to_owned);
+        let size = receive(state, field, &content_type, guard).await?;
+        received = Some(Received {
+            path: guard.0.clone().expect("receive sets the path"),
+            content_type,
+            file_name,
+            size,
+        });
+    }
+    Ok((fields, received))
+}
+
+/// Stores a received file as `object` (a new file, its place and name
+/// checked) and answers its id and URL.
+async fn store_upload(
+    state: &SharedState,
+    object: Object,
+    received: Received,
+    mut guard: Incoming,
+) -> Response {
+    let id = object.id.clone();
     let ext = mime_guess::get_mime_extensions_str(&received.content_type)
         .and_then(|exts| exts.first().map(|e| e.to_string()))
-        .or_else(|| name.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()));
+        .or_else(|| {
+            object
+                .name
+                .rsplit_once('.')
+                .map(|(_, e)| e.to_ascii_lowercase())
+        });
     if let Err(e) = state.store.commit_blob(&received.path, &id) {
         return internal(e);
     }
     guard.0 = None;
     let object = Object {
-        id: id.clone(),
         content_type: Some(received.content_type),
         size: Some(received.size),
         ext,
-        ..Object::new(&location, &name, Kind::File, parent_id)
+        ..object
     };
     let url = format!("{}/msgsndr/{}", state.public_base, object.storage_path());
     if let Err(e) = state.store.insert(object).await {
