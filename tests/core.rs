@@ -171,8 +171,9 @@ async fn read_all<B: Backend>(fs: &MediaFs<B>, ino: u64) -> Vec<u8> {
     out
 }
 
+/// What the server holds at the root, from the emulator's own store.
 async fn server_files(f: &Fixture) -> Vec<MediaObject> {
-    f.emu.client().list_children(None).await.unwrap()
+    server_files_of(&f.emu).await
 }
 
 #[tokio::test]
@@ -884,7 +885,14 @@ async fn after_a_crash_the_next_mount_shows_the_spool_and_uploads_it() {
 }
 
 async fn server_files_of(emu: &TestEmulator) -> Vec<MediaObject> {
-    emu.client().list_children(None).await.unwrap()
+    let all = emu.server_objects().await;
+    let mut root: Vec<MediaObject> = common::active_objects(&all)
+        .into_iter()
+        .filter(|o| o.parent_id.is_none())
+        .collect();
+    // Folders first, as a listing of the root gives them.
+    root.sort_by_key(|o| !o.is_folder());
+    root
 }
 
 #[tokio::test]

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use common::mount::{ok, q, sh, EmulatorProcess, Mounted, BIN};
 use common::png_bytes;
 use futures::StreamExt;
-use mediafs::api::{DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind};
+use mediafs::api::{DeleteStatus, MediaClient, MediaObject};
 use serde_json::json;
 
 /// Panics with a clear message unless the tests run as root, which they
@@ -36,13 +36,9 @@ fn drop_kernel_caches() {
     ok("sync; echo 2 > /proc/sys/vm/drop_caches");
 }
 
-/// Every active folder and file of the location, through the API.
-fn server_objects(client: &MediaClient, rt: &tokio::runtime::Runtime) -> Vec<MediaObject> {
-    let mut all = rt.block_on(client.list_folder_tree()).unwrap();
-    let mut files = ListQuery::children(ObjectKind::File, None, 100);
-    files.fetch_all = true;
-    all.extend(rt.block_on(client.list_all(files)).unwrap());
-    all
+/// Every active folder and file of the location, from the emulator's own store.
+fn server_objects(emu: &EmulatorProcess) -> Vec<MediaObject> {
+    emu.active_objects()
 }
 
 /// The bytes behind a public URL, fetched without the mount.
@@ -175,7 +171,7 @@ fn write_back_uploads_every_closed_file_after_the_kernel_forgets_them() {
     // What was to be tested is done: read the server back without the latency.
     emu.set_faults(json!({"rate_limit": 0}));
 
-    let objects = server_objects(&client, &rt);
+    let objects = server_objects(&emu);
     let fresh = objects
         .iter()
         .find(|o| o.is_folder() && o.name == "fresh")

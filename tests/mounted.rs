@@ -7,7 +7,7 @@ use std::path::Path;
 
 use common::mount::{ok, q, sh, EmulatorProcess, Mounted};
 use common::png_bytes;
-use mediafs::api::{MediaObject, ObjectKind};
+use mediafs::api::MediaObject;
 use serde_json::json;
 
 const ASSETS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/assets/demo");
@@ -38,13 +38,9 @@ fn brand_kit(root: &Path) -> std::path::PathBuf {
     kit
 }
 
+/// What the server holds, from the emulator's own store.
 fn server_objects(emu: &EmulatorProcess) -> Vec<MediaObject> {
-    let (rt, client) = emu.client();
-    let mut all = rt.block_on(client.list_folder_tree()).unwrap();
-    let mut q = mediafs::api::ListQuery::children(ObjectKind::File, None, 100);
-    q.fetch_all = true;
-    all.extend(rt.block_on(client.list_all(q)).unwrap());
-    all
+    emu.active_objects()
 }
 
 fn files_named(emu: &EmulatorProcess, name: &str) -> Vec<MediaObject> {

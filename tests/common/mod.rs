@@ -8,7 +8,7 @@ pub mod mount;
 
 use std::time::Duration;
 
-use mediafs::api::{ClientConfig, MediaClient, Secret, TokenSource};
+use mediafs::api::{ClientConfig, MediaClient, MediaObject, Secret, TokenSource};
 use mediafs::emulator::{self, EmulatorConfig, Faults, RunningEmulator, TokenGrant};
 
 pub const TOKEN: &str = "pit-test-token-0123456789";
@@ -72,6 +72,15 @@ impl TestEmulator {
     pub async fn server_objects(&self) -> Vec<serde_json::Value> {
         server_objects_at(self.base_url()).await
     }
+}
+
+/// The active objects among [`TestEmulator::server_objects`], as the
+/// client's models (oldest first): what the server holds now.
+pub fn active_objects(all: &[serde_json::Value]) -> Vec<MediaObject> {
+    all.iter()
+        .filter(|o| o["status"] == "active")
+        .map(|o| serde_json::from_value(o.clone()).expect("a stored object reads as a model"))
+        .collect()
 }
 
 /// [`TestEmulator::server_objects`] of the emulator at `base_url`.

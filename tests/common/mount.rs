@@ -119,6 +119,17 @@ impl EmulatorProcess {
         ));
     }
 
+    /// The active objects of [`LOCATION`], from the emulator's own store
+    /// (`/_emulator/objects`), never through the client under test.
+    pub fn active_objects(&self) -> Vec<mediafs::api::MediaObject> {
+        let body: serde_json::Value = serde_json::from_str(&ok(&format!(
+            "curl -sf '{}/_emulator/objects?location={LOCATION}'",
+            self.base_url
+        )))
+        .unwrap();
+        super::active_objects(body["objects"].as_array().unwrap())
+    }
+
     pub fn stats(&self) -> serde_json::Value {
         serde_json::from_str(&ok(&format!("curl -sf {}/_emulator/stats", self.base_url))).unwrap()
     }
