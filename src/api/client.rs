@@ -2,7 +2,7 @@
 //! versioned, kept under the rate limit, retried with backoff, and never
 //! leaving a duplicate behind when a retried create may already have landed.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Mutex as StdMutex;
 use std::time::Duration;
@@ -97,7 +97,7 @@ pub struct MediaClient {
     server_clock_offset: StdMutex<Option<chrono::TimeDelta>>,
     /// Kinds whose `fetchAll` listing fell short of its count: listed
     /// folder by folder instead (see [`MediaClient::list_at_once`]).
-    at_once_short: StdMutex<HashSet<ObjectKind>>,
+    at_once_short: StdMutex<HashMap<ObjectKind, std::time::Instant>>,
 }
 
 impl MediaClient {
@@ -136,7 +136,7 @@ impl MediaClient {
             config,
             token,
             server_clock_offset: StdMutex::new(None),
-            at_once_short: StdMutex::new(HashSet::new()),
+            at_once_short: StdMutex::new(HashMap::new()),
         })
     }
 

@@ -3,6 +3,7 @@
 //! the total the service gives.
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 
@@ -15,6 +16,9 @@ use crate::api::models::{ListQuery, ListResponse, MediaObject, ObjectKind};
 const PAGE_OVERLAP: u64 = 2;
 /// Folder listings at once while the folder tree is walked level by level.
 const TREE_WALK_AT_ONCE: usize = 4;
+/// How long a kind whose `fetchAll` answers fell short is listed folder by
+/// folder before one is asked for again.
+pub const AT_ONCE_SHORT_FOR: Duration = Duration::from_secs(600);
 
 /// What one `fetchAll` listing answered.
 #[derive(Debug)]
@@ -38,6 +42,24 @@ impl AtOnce {
                 ),
             }),
         }
+    }
+}
+
+/// Objects of a page, as many as it counts, or how far it falls short;
+/// an object listed twice counts, and is kept, once.
+fn whole_or_partial(page: ListResponse) -> AtOnce {
+    let mut seen = HashSet::new();
+    let files: Vec<MediaObject> = page
+        .files
+        .into_iter()
+        .filter(|f| seen.insert(f.id.clone()))
+        .collect();
+    match page.count {
+        Some(count) if files.len() as u64 >= count => AtOnce::Whole(files),
+        count => AtOnce::Partial {
+            got: files.len(),
+            count,
+        },
     }
 }
 
@@ -155,35 +177,53 @@ impl MediaClient {
     }
 
     /// Every object of `kind` in the location from one `fetchAll` answer,
-    /// checked against the `count` it gives. One that falls short is
-    /// remembered (and said once): the callers list folder by folder.
+    /// checked against the `count` it gives (ids counted once). An answer
+    /// that falls short is asked for once more at once (its count and its
+    /// objects may come from two looks at a library that changed between
+    /// them); a second short one is remembered, and said, for
+    /// [`AT_ONCE_SHORT_FOR`]: the callers list folder by folder meanwhile.
     pub async fn list_at_once(&self, kind: ObjectKind) -> ApiResult<AtOnce> {
         let mut q = ListQuery::children(kind, None, 0);
         q.fetch_all = true;
-        let page = self.list_page(&q).await?;
-        let unique: HashSet<&str> = page.files.iter().map(|f| f.id.as_str()).collect();
-        match page.count {
-            Some(count) if unique.len() as u64 >= count => Ok(AtOnce::Whole(page.files)),
-            count => {
-                let got = unique.len();
-                let kinds = format!("{}s", kind.as_str());
-                let said =
-                    count.map_or("it gave no count".to_owned(), |c| format!("it counts {c}"));
-                if self.at_once_short.lock().unwrap().insert(kind) {
-                    log::warn!(
-                        "the service answered {got} {kinds} in one listing, but {said}: \
-                         listing {kinds} folder by folder from now on (more requests, \
-                         slower under the rate limit)"
-                    );
-                }
-                Ok(AtOnce::Partial { got, count })
+        let mut asked = 0;
+        loop {
+            asked += 1;
+            let answer = whole_or_partial(self.list_page(&q).await?);
+            let AtOnce::Partial { got, count } = answer else {
+                return Ok(answer);
+            };
+            if asked == 2 {
+                self.note_short(kind, got, count);
+                return Ok(answer);
             }
         }
     }
 
-    /// Whether a `fetchAll` of `kind` fell short before.
+    fn note_short(&self, kind: ObjectKind, got: usize, count: Option<u64>) {
+        let kinds = format!("{}s", kind.as_str());
+        let said = count.map_or("it gave no count".to_owned(), |c| format!("it counts {c}"));
+        let mut short = self.at_once_short.lock().unwrap();
+        if short.insert(kind, Instant::now()).is_none() {
+            log::warn!(
+                "the service answered {got} {kinds} in one listing, twice, but {said}: \
+                 listing {kinds} folder by folder for the next {} minutes (more requests, \
+                 slower under the rate limit)",
+                AT_ONCE_SHORT_FOR.as_secs() / 60
+            );
+        }
+    }
+
+    /// Whether a `fetchAll` of `kind` fell short within [`AT_ONCE_SHORT_FOR`].
     pub fn at_once_falls_short(&self, kind: ObjectKind) -> bool {
-        self.at_once_short.lock().unwrap().contains(&kind)
+        let mut short = self.at_once_short.lock().unwrap();
+        match short.get(&kind) {
+            Some(at) if at.elapsed() < AT_ONCE_SHORT_FOR => true,
+            Some(_) => {
+                short.remove(&kind);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Every folder, found level by level from the root: one listing per
@@ -230,5 +270,47 @@ impl MediaClient {
         let mut q = ListQuery::children(ObjectKind::Folder, None, 1);
         q.limit = 1;
         self.list_page(&q).await.map(drop)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page(ids: &[&str], count: Option<u64>) -> ListResponse {
+        let files = ids
+            .iter()
+            .map(|id| {
+                serde_json::from_value(serde_json::json!({"_id": id, "name": id, "type": "file"}))
+                    .unwrap()
+            })
+            .collect();
+        ListResponse { files, count }
+    }
+
+    #[test]
+    fn an_answer_is_whole_only_when_it_holds_all_it_counts_once() {
+        assert!(
+            matches!(whole_or_partial(page(&["a", "b"], Some(2))), AtOnce::Whole(f) if f.len() == 2)
+        );
+        // An object listed twice is kept once, and counts once.
+        match whole_or_partial(page(&["a", "a", "b"], Some(3))) {
+            AtOnce::Partial {
+                got: 2,
+                count: Some(3),
+            } => {}
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            matches!(whole_or_partial(page(&["a", "a", "b"], Some(2))), AtOnce::Whole(f) if f.len() == 2)
+        );
+        // Without a count, nothing tells it whole.
+        assert!(matches!(
+            whole_or_partial(page(&["a"], None)),
+            AtOnce::Partial {
+                got: 1,
+                count: None
+            }
+        ));
     }
 }
