@@ -4,7 +4,7 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -23,6 +23,11 @@ struct Flaky {
     upload_gate: tokio::sync::RwLock<()>,
     /// Uploads under this name fail.
     failing_name: std::sync::Mutex<Option<String>>,
+    /// Listings of every file at once fail.
+    fail_all_files: AtomicBool,
+    /// Listings asked for: of every file at once, and of one folder.
+    all_files_calls: AtomicUsize,
+    files_in_calls: AtomicUsize,
 }
 
 fn injected() -> ApiError {
@@ -37,9 +42,14 @@ impl Backend for Flaky {
         self.inner.folder_tree().await
     }
     async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {
+        self.all_files_calls.fetch_add(1, Ordering::SeqCst);
+        if self.fail_all_files.load(Ordering::SeqCst) {
+            return Err(injected());
+        }
         self.inner.all_files().await
     }
     async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        self.files_in_calls.fetch_add(1, Ordering::SeqCst);
         self.inner.files_in(folder).await
     }
     async fn has_children(&self, folder: &str) -> ApiResult<bool> {
@@ -108,6 +118,9 @@ fn core_with(
         fail_removes: AtomicBool::new(false),
         upload_gate: tokio::sync::RwLock::new(()),
         failing_name: std::sync::Mutex::new(None),
+        fail_all_files: AtomicBool::new(false),
+        all_files_calls: AtomicUsize::new(0),
+        files_in_calls: AtomicUsize::new(0),
     });
     let mut config = FsConfig::new(cache.to_path_buf());
     adjust(&mut config);
@@ -1099,4 +1112,64 @@ async fn a_flushed_file_renamed_before_its_release_is_stored_by_the_rename() {
         );
         assert!(names_in(&f.fs, ROOT).await.contains(&target));
     }
+}
+
+/// An emulator holding a generated library of `folders` folders of two
+/// files each.
+async fn generated(folders: usize) -> TestEmulator {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path(), false, quiet());
+    config.generate = Some((folders, 2));
+    let running = mediafs::emulator::start(config).await.unwrap();
+    TestEmulator { running, dir }
+}
+
+/// Walks the core as `find` does: every folder opened, its subfolders
+/// fetched ahead as the FUSE adapter does, then listed; the files found.
+async fn walk<B: Backend>(fs: &MediaFs<B>) -> usize {
+    let (mut dirs, mut files) = (vec![ROOT], 0);
+    while let Some(dir) = dirs.pop() {
+        fs.prefetch_subfolders(dir).await;
+        for entry in fs.list_dir(dir).await.unwrap() {
+            match entry.kind {
+                mediafs::fs::FileKind::Dir => dirs.push(entry.ino),
+                mediafs::fs::FileKind::File => files += 1,
+            }
+        }
+    }
+    files
+}
+
+/// A listing of every file that fails is not asked for again by each
+/// folder of the walk: the walk goes on folder by folder, whole.
+#[tokio::test]
+async fn a_failing_listing_of_every_file_is_not_asked_again_for_each_folder() {
+    let emu = generated(40).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, backend) = mount_core(&emu, cache.path(), Duration::from_secs(60));
+    backend.fail_all_files.store(true, Ordering::SeqCst);
+    assert_eq!(walk(&fs).await, 80, "every file, folder by folder");
+    assert_eq!(backend.all_files_calls.load(Ordering::SeqCst), 1);
+}
+
+/// A walk of more folders than the listings kept lists each folder once:
+/// the listing of every file does not evict itself.
+#[tokio::test]
+async fn a_walk_of_more_folders_than_listings_kept_lists_each_once() {
+    let emu = generated(40).await;
+    let cache = tempfile::tempdir().unwrap();
+    let (fs, backend) = core_with(&emu, cache.path(), |c| {
+        c.metadata_ttl = Duration::from_secs(60);
+        c.listings_kept = 10;
+    });
+    assert_eq!(walk(&fs).await, 80);
+    let per_folder = backend.files_in_calls.load(Ordering::SeqCst);
+    assert_eq!(backend.all_files_calls.load(Ordering::SeqCst), 1);
+    assert!(per_folder <= 3, "{per_folder} folders listed on their own");
+    assert_eq!(walk(&fs).await, 80);
+    assert_eq!(
+        backend.files_in_calls.load(Ordering::SeqCst),
+        per_folder,
+        "a second walk within the TTL asks nothing"
+    );
 }

@@ -198,18 +198,28 @@ impl<B: Backend> MediaFs<B> {
         }
         let mut fetching = Fetching::begin(&self.ns);
         let answer = self.backend.all_files().await;
+        let started = fetching.started;
+        let arrived = self.config.clock.now();
         let mut ns = self.ns.lock().unwrap();
+        let walks = &mut ns.listings.walks;
         match answer {
             Ok(Some(files)) => {
                 fetching.done = true;
-                let started = fetching.started;
-                let arrived = self.config.clock.now();
                 log::debug!("listed all {} files of the library at once", files.len());
-                ns.listings.walks.listed_at_once(started, arrived - started);
+                walks.tried_at_once(started, arrived - started);
                 ns.listings.set_every_file(files, started, arrived);
             }
-            Ok(None) => ns.listings.walks.at_once_unavailable(),
-            Err(e) => log::debug!("listing every file at once: {e}"),
+            Ok(None) => walks.at_once_unavailable(arrived),
+            Err(e) if e.is_transient() => {
+                log::warn!("listing every file at once: {e}; listing folder by folder meanwhile");
+                walks.tried_at_once(started, arrived - started);
+            }
+            Err(e) => {
+                log::warn!(
+                    "listing every file at once: {e}; listing folder by folder for ten minutes"
+                );
+                walks.at_once_unavailable(arrived);
+            }
         }
         // Before `fetching`, whose drop takes the lock to end a failed fetch.
         drop(ns);

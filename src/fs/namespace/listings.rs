@@ -191,6 +191,13 @@ impl Listings {
                 folder.push(file);
             }
         }
+        // Every folder's listing stays: a walk is under way, and one
+        // evicted would be fetched again on its own.
+        if let Some(needed) = std::num::NonZeroUsize::new(by_folder.len()) {
+            if needed > self.files.cap() {
+                self.files.resize(needed);
+            }
+        }
         for (key, files) in by_folder {
             self.install_files(key, files, started, arrived);
         }

@@ -13,7 +13,9 @@
 //! Listing everything again is held back for at least the metadata TTL
 //! after the last time, and for ten times as long as that took, so that a
 //! long walk of a very large library spends at most a tenth of its time
-//! on such listings; in between, folders are listed one by one.
+//! on such listings; in between, folders are listed one by one. A failed
+//! try is held back as long; a service that cannot answer everything at
+//! once (short answers, a refusal) is not asked again for ten minutes.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -26,14 +28,20 @@ const WALK_WINDOW: Duration = Duration::from_secs(2);
 /// Listing everything takes at most one part in this many of the time.
 const AT_ONCE_SHARE: u32 = 10;
 
+/// Tried again only this long after the service could not, or would not,
+/// answer every file at once.
+const UNAVAILABLE_FOR: Duration = Duration::from_secs(600);
+
 #[derive(Debug)]
 enum AtOnce {
     /// Not tried yet.
     Untried,
-    /// Last listed from `started`, which took `took`.
-    Listed { started: Instant, took: Duration },
-    /// The service does not answer every file at once: never again.
-    Unavailable,
+    /// Last tried (listed, or failed for a reason that may pass) from
+    /// `started`, which took `took`.
+    Tried { started: Instant, took: Duration },
+    /// The service cannot answer every file at once (its answers fall
+    /// short, or it refuses the request): not asked again before `until`.
+    Unavailable { until: Instant },
 }
 
 #[derive(Debug)]
@@ -77,22 +85,27 @@ impl Walks {
         }
         match self.at_once {
             AtOnce::Untried => true,
-            AtOnce::Listed { started, took } => {
+            AtOnce::Tried { started, took } => {
                 now.duration_since(started) >= self.ttl.max(took * AT_ONCE_SHARE)
             }
-            AtOnce::Unavailable => false,
+            AtOnce::Unavailable { until } => now >= until,
         }
     }
 
-    /// Every file was listed from `started`, in `took`.
-    pub fn listed_at_once(&mut self, started: Instant, took: Duration) {
+    /// Every file was listed from `started`, in `took`; or the listing
+    /// failed in that time for a reason that may pass (it is not asked
+    /// again sooner than after a success).
+    pub fn tried_at_once(&mut self, started: Instant, took: Duration) {
         self.cold.clear();
-        self.at_once = AtOnce::Listed { started, took };
+        self.at_once = AtOnce::Tried { started, took };
     }
 
-    /// The service cannot answer every file at once.
-    pub fn at_once_unavailable(&mut self) {
-        self.at_once = AtOnce::Unavailable;
+    /// The service cannot answer every file at once, as of `now`.
+    pub fn at_once_unavailable(&mut self, now: Instant) {
+        self.cold.clear();
+        self.at_once = AtOnce::Unavailable {
+            until: now + UNAVAILABLE_FOR,
+        };
     }
 }
 
@@ -129,21 +142,26 @@ mod tests {
     fn listing_everything_again_waits_for_the_ttl_and_ten_times_its_cost() {
         let t0 = Instant::now();
         let mut w = Walks::new(Duration::from_secs(5));
-        w.listed_at_once(t0, Duration::from_millis(100));
+        w.tried_at_once(t0, Duration::from_millis(100));
         assert!(!w.at_once_due(t0 + Duration::from_secs(4)));
         assert!(w.at_once_due(t0 + Duration::from_secs(5)));
-        w.listed_at_once(t0, Duration::from_secs(2));
+        w.tried_at_once(t0, Duration::from_secs(2));
         assert!(!w.at_once_due(t0 + Duration::from_secs(19)));
         assert!(w.at_once_due(t0 + Duration::from_secs(20)));
     }
 
     #[test]
-    fn a_service_that_cannot_answer_everything_is_not_asked_again() {
+    fn a_service_that_cannot_answer_everything_is_asked_again_ten_minutes_later() {
         let t0 = Instant::now();
         let mut w = Walks::new(Duration::from_secs(5));
-        w.at_once_unavailable();
+        w.at_once_unavailable(t0);
         for (i, k) in ["a", "b", "c"].iter().enumerate() {
             assert!(!w.cold_listing(t0 + Duration::from_millis(i as u64), &key(k)));
+        }
+        let later = t0 + UNAVAILABLE_FOR;
+        for (i, k) in ["d", "e", "f"].iter().enumerate() {
+            let walk = w.cold_listing(later + Duration::from_millis(i as u64), &key(k));
+            assert_eq!(walk, *k == "f");
         }
     }
 
