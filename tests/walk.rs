@@ -8,6 +8,8 @@
 mod common;
 
 use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::mount::{ok, q, EmulatorProcess, Mounted};
@@ -236,4 +238,55 @@ async fn fetch_all_answers_are_checked_against_their_count() {
     assert!(capped.at_once_falls_short(ObjectKind::File));
     let tree = capped.list_folder_tree().await.unwrap();
     assert_eq!(tree.len(), 6, "the demo library's folders, level by level");
+}
+
+/// A front end to an emulator whose first `fetchAll` answer lacks its last
+/// object, its count still whole: an answer whose count and objects came
+/// from two looks at a library that changed between them.
+async fn short_once_in_front_of(upstream: &str) -> String {
+    use axum::response::IntoResponse;
+    let upstream = upstream.to_owned();
+    let shorted = Arc::new(AtomicBool::new(false));
+    let http = reqwest::Client::new();
+    let relay = move |req: axum::extract::Request| {
+        let (upstream, shorted, http) = (upstream.clone(), shorted.clone(), http.clone());
+        async move {
+            let target = req.uri().path_and_query().unwrap().as_str().to_owned();
+            let mut out = http.request(req.method().clone(), format!("{upstream}{target}"));
+            for (name, value) in req.headers().iter().filter(|(n, _)| *n != "host") {
+                out = out.header(name, value);
+            }
+            let body = axum::body::to_bytes(req.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let answer = out.body(body).send().await.unwrap();
+            let status = answer.status();
+            let mut bytes = answer.bytes().await.unwrap().to_vec();
+            if target.contains("fetchAll=true") && !shorted.swap(true, Ordering::SeqCst) {
+                let mut page: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+                page["files"].as_array_mut().unwrap().pop();
+                bytes = serde_json::to_vec(&page).unwrap();
+            }
+            (status, [("content-type", "application/json")], bytes).into_response()
+        }
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base_url = format!("http://{}", listener.local_addr().unwrap());
+    let app = axum::Router::new().fallback(relay);
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base_url
+}
+
+/// One short answer is asked for again at once, and a whole second one is
+/// used: the one-call listings stay on.
+#[tokio::test]
+async fn one_short_fetch_all_answer_is_asked_again_at_once() {
+    let emu = start_emulator(true, common::quiet()).await;
+    let front = short_once_in_front_of(emu.base_url()).await;
+    let client = common::client_for(&front, LOCATION, common::TOKEN, |_| {});
+    emu.reset_stats().await;
+    let tree = client.list_folder_tree().await.unwrap();
+    assert_eq!(tree.len(), 6, "the demo library's folders");
+    assert_eq!(emu.route_count("GET /medias/files").await, 2);
+    assert!(!client.at_once_falls_short(ObjectKind::Folder));
 }
