@@ -194,10 +194,19 @@ fn a_token_without_write_scope_fails_unless_the_mount_is_read_only() {
     assert!(checked.says("write access", "lacks medias.write"));
     assert!(checked.says("write access", "--read-only"));
 
+    emu.reset_stats();
     let checked = check(&emu.base_url, LOCATION, Some(token), &["--read-only"]);
     assert_eq!(checked.code(), Some(0), "{}", checked.ran.stdout);
     assert_eq!(checked.verdict("write access"), "note");
+    assert!(checked.says("write access", "not checked"));
     assert!(checked.ran.stdout.contains("A read-only mount will work."));
+    let by_route = &emu.stats()["by_route"];
+    let routes: Vec<&String> = by_route.as_object().unwrap().keys().collect();
+    assert_eq!(
+        routes,
+        ["GET /medias/files"],
+        "a read-only check only reads"
+    );
     assert_eq!(objects(&emu), before);
 }
 
@@ -207,7 +216,7 @@ fn a_token_without_read_scope_fails() {
     let grant = format!("{token}:{LOCATION}:medias.write");
     let emu = demo_library(&["--token", &grant]);
     let before = objects(&emu);
-    let checked = check(&emu.base_url, LOCATION, Some(token), &["--read-only"]);
+    let checked = check(&emu.base_url, LOCATION, Some(token), &[]);
     assert_eq!(checked.code(), Some(1), "{}", checked.ran.stdout);
     assert_eq!(checked.verdict("read access"), "failed");
     assert!(checked.says("read access", "lacks medias.readonly"));

@@ -80,7 +80,10 @@ pub fn required(route: &str) -> Scope {
     }
 }
 
-/// The 401 the service answers a token that lacks the route's scope.
+/// The 401 the service answers a token that lacks the route's scope. The
+/// words are a guess: neither source quotes them (they are what
+/// integrators report HighLevel's other APIs answering), and `mediafs
+/// check` must not rely on them alone.
 pub fn refusal() -> Response {
     error_response(
         StatusCode::UNAUTHORIZED,

@@ -201,14 +201,13 @@ async fn fetch_all(ctx: &Ctx, kind: ObjectKind, report: &mut Report) -> (Vec<Lis
     let mut check = Check::new(format!(
         "fetchAll of {noun} is complete (its count matches what it holds)"
     ));
+    // As the client asks it: no offset and no limit, which could only cut it short.
     let answer = ctx
         .probe
         .list(&[
             ("type", kind.as_str()),
             ("sortBy", "createdAt"),
             ("sortOrder", "asc"),
-            ("offset", "0"),
-            ("limit", "100"),
             ("fetchAll", "true"),
         ])
         .await;
@@ -221,7 +220,7 @@ async fn fetch_all(ctx: &Ctx, kind: ObjectKind, report: &mut Report) -> (Vec<Lis
     match body["count"].as_u64() {
         Some(count) if count == items.len() as u64 => {}
         Some(count) if count > items.len() as u64 => check.differs(format!(
-            "count is {count} but the answer holds {} {noun}: mediafs notices, and reads them page by page instead",
+            "count is {count} but the answer holds {} {noun}: mediafs notices, asks once more, then lists {noun} folder by folder for ten minutes (many more requests)",
             items.len()
         )),
         Some(count) => check.broken(format!(
@@ -253,7 +252,39 @@ async fn fetch_all(ctx: &Ctx, kind: ObjectKind, report: &mut Report) -> (Vec<Lis
     } else {
         report.add(check);
     }
+    if items.len() > 1 {
+        fetch_all_ignores_limit(ctx, kind, items.len(), report).await;
+    }
     (listed, whole)
+}
+
+/// Whether `limit` cuts a `fetchAll` answer short: mediafs sends none, but
+/// a service that honours it may also have a page size of its own.
+async fn fetch_all_ignores_limit(ctx: &Ctx, kind: ObjectKind, whole: usize, report: &mut Report) {
+    let noun = noun(kind);
+    let mut check = Check::new(format!("fetchAll of {noun} ignores `limit`"));
+    let answer = ctx
+        .probe
+        .list(&[
+            ("type", kind.as_str()),
+            ("sortBy", "createdAt"),
+            ("sortOrder", "asc"),
+            ("limit", "1"),
+            ("fetchAll", "true"),
+        ])
+        .await;
+    if let Some(body) = listing_body(answer, &mut check) {
+        let held = body["files"].as_array().map_or(0, Vec::len);
+        if held != whole {
+            check.differs(format!(
+                "with limit=1 it holds {held} {noun} of {whole}: the service pages fetchAll answers \
+                 (the emulator does not); mediafs sends no limit, but the service may have a page \
+                 size of its own"
+            ));
+        }
+        check.looked_at(format!("{held} {noun} with limit=1"));
+    }
+    report.add(check);
 }
 
 fn keys(body: &Value) -> Vec<&str> {
