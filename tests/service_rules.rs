@@ -62,7 +62,7 @@ fn cp_is_too_large(from: &std::path::Path, to: &str) {
 
 /// Waits for a failed new file to leave the mount.
 fn gone_from_the_mount(m: &Mounted, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(5);
+    let deadline = Instant::now() + Duration::from_secs(30);
     while m.path().join(name).exists() {
         assert!(Instant::now() < deadline, "{name} stays in the mount");
         std::thread::sleep(Duration::from_millis(20));
@@ -318,4 +318,38 @@ async fn raw_upload(base: &str, len: usize) -> u16 {
         .unwrap()
         .status()
         .as_u16()
+}
+
+/// The emulator is an independent reading of the service: no file of it
+/// uses the client's modules, so that a wrong assumption cannot hide on
+/// both sides.
+#[test]
+fn the_emulator_uses_none_of_the_clients_rules() {
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/emulator")];
+    let mut borrowing = Vec::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            let text = std::fs::read_to_string(&path).unwrap();
+            if [
+                "crate::api",
+                "crate::fs",
+                "mediafs::api",
+                "super::super::api",
+            ]
+            .iter()
+            .any(|m| text.contains(m))
+            {
+                borrowing.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(
+        borrowing.is_empty(),
+        "these use the client's modules: {borrowing:?}"
+    );
 }
