@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::mount::*;
-use common::LOCATION;
 use serde_json::Value;
 
 fn emulator() -> EmulatorProcess {
@@ -19,12 +18,7 @@ fn emulator() -> EmulatorProcess {
 
 /// Every object the emulator holds, whatever its status.
 fn server_objects(emu: &EmulatorProcess) -> Vec<Value> {
-    let json = ok(&format!(
-        "curl -sf '{}/_emulator/objects?location={LOCATION}'",
-        emu.base_url
-    ));
-    let all: Value = serde_json::from_str(&json).unwrap();
-    all["objects"].as_array().unwrap().clone()
+    emu.all_objects()
 }
 
 fn active_files(emu: &EmulatorProcess) -> Vec<Value> {

@@ -32,14 +32,9 @@ fn over_both_readings() -> Vec<u8> {
     png_bytes(26_300_000, 9)
 }
 
-/// Every object the emulator holds for the location, whatever its status.
+/// Every object the emulator holds, whatever its status.
 fn server_objects(emu: &EmulatorProcess) -> Vec<Value> {
-    let json = ok(&format!(
-        "curl -sf '{}/_emulator/objects?location={LOCATION}'",
-        emu.base_url
-    ));
-    let all: Value = serde_json::from_str(&json).unwrap();
-    all["objects"].as_array().unwrap().clone()
+    emu.all_objects()
 }
 
 fn uploads_sent(emu: &EmulatorProcess) -> u64 {

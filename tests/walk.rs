@@ -30,12 +30,7 @@ fn generated_library(extra: &[&str]) -> EmulatorProcess {
 
 /// Every active file as `folder/name`, from the emulator's own store.
 fn server_files(emu: &EmulatorProcess) -> BTreeSet<String> {
-    let all: serde_json::Value = serde_json::from_str(&ok(&format!(
-        "curl -sf '{}/_emulator/objects?location={LOCATION}'",
-        emu.base_url
-    )))
-    .unwrap();
-    let objects = all["objects"].as_array().unwrap();
+    let objects = &emu.all_objects();
     let active = |o: &&serde_json::Value| o["status"] == "active";
     let folder_name = |id: &serde_json::Value| {
         objects

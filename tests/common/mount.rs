@@ -119,15 +119,21 @@ impl EmulatorProcess {
         ));
     }
 
-    /// The active objects of [`LOCATION`], from the emulator's own store
-    /// (`/_emulator/objects`), never through the client under test.
-    pub fn active_objects(&self) -> Vec<mediafs::api::MediaObject> {
+    /// Every object the emulator holds for [`LOCATION`], whatever its
+    /// status, from its own store (`/_emulator/objects`), never through
+    /// the client under test.
+    pub fn all_objects(&self) -> Vec<serde_json::Value> {
         let body: serde_json::Value = serde_json::from_str(&ok(&format!(
             "curl -sf '{}/_emulator/objects?location={LOCATION}'",
             self.base_url
         )))
         .unwrap();
-        super::active_objects(body["objects"].as_array().unwrap())
+        body["objects"].as_array().unwrap().clone()
+    }
+
+    /// The active ones among [`Self::all_objects`].
+    pub fn active_objects(&self) -> Vec<mediafs::api::MediaObject> {
+        super::active_objects(&self.all_objects())
     }
 
     pub fn stats(&self) -> serde_json::Value {

@@ -202,15 +202,7 @@ async fn fetch_all(ctx: &Ctx, kind: ObjectKind, report: &mut Report) -> (Vec<Lis
         "fetchAll of {noun} is complete (its count matches what it holds)"
     ));
     // As the client asks it: no offset and no limit, which could only cut it short.
-    let answer = ctx
-        .probe
-        .list(&[
-            ("type", kind.as_str()),
-            ("sortBy", "createdAt"),
-            ("sortOrder", "asc"),
-            ("fetchAll", "true"),
-        ])
-        .await;
+    let answer = ctx.probe.list(&fetch_all_query(kind, &[])).await;
     let Some(body) = listing_body(answer, &mut check) else {
         report.add(check);
         return (Vec::new(), false);
@@ -265,13 +257,7 @@ async fn fetch_all_ignores_limit(ctx: &Ctx, kind: ObjectKind, whole: usize, repo
     let mut check = Check::new(format!("fetchAll of {noun} ignores `limit`"));
     let answer = ctx
         .probe
-        .list(&[
-            ("type", kind.as_str()),
-            ("sortBy", "createdAt"),
-            ("sortOrder", "asc"),
-            ("limit", "1"),
-            ("fetchAll", "true"),
-        ])
+        .list(&fetch_all_query(kind, &[("limit", "1")]))
         .await;
     if let Some(body) = listing_body(answer, &mut check) {
         let held = body["files"].as_array().map_or(0, Vec::len);
@@ -285,6 +271,18 @@ async fn fetch_all_ignores_limit(ctx: &Ctx, kind: ObjectKind, whole: usize, repo
         check.looked_at(format!("{held} {noun} with limit=1"));
     }
     report.add(check);
+}
+
+/// The query of a `fetchAll` listing of `kind`, with `more` parameters.
+fn fetch_all_query<'a>(kind: ObjectKind, more: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut query = vec![
+        ("type", kind.as_str()),
+        ("sortBy", "createdAt"),
+        ("sortOrder", "asc"),
+        ("fetchAll", "true"),
+    ];
+    query.extend_from_slice(more);
+    query
 }
 
 fn keys(body: &Value) -> Vec<&str> {
