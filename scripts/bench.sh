@@ -36,6 +36,7 @@ only=${1:-all}
 now() { date +%s.%N; }
 minus() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", a - b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+times() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.0f", a / b }'; }
 drop_caches() { sync; echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true; }
 
 # start_emulator LATENCY_MS [RATE_LIMIT [MORE ARGS...]]: the emulator on $emulator_data.
@@ -257,7 +258,7 @@ walk_pass() {
       t0=$(now); eval "$tool" > /dev/null; t1=$(now)
       tp=$(minus "$t1" "$t0"); cp=$(api_requests); unmount mfs
       walks+=("$(printf '| %s of %s files in %s folders | %.2f | %s | %.2f | %s | %s× | %s / %s MiB |' \
-        "$tool" "$((folders * files))" "$folders" "$tm" "$cm" "$tp" "$cp" "$(ratio "$tp" "$tm")" \
+        "$tool" "$((folders * files))" "$folders" "$tm" "$cm" "$tp" "$cp" "$(times "$tp" "$tm")" \
         "$((rss / 1024))" "$((hwm / 1024))")")
     else
       walks+=("$(printf '| %s of %s files in %s folders | %.2f | %s | | | | %s / %s MiB |' \
