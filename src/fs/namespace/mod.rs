@@ -490,6 +490,19 @@ impl Namespace {
     /// object stays hidden until the upload replaces it. True when any
     /// such entry changed the listing.
     pub fn settle_adopted(&mut self, dir: Ino, key: &FolderKey, view: &View) -> bool {
+        // An entry's object listed in another folder than the entry's own
+        // (the file was moved before the crash, its bytes still spooled)
+        // is hidden here at once: the entry replaces it, and shows in its
+        // own folder once that is listed.
+        let elsewhere: Vec<String> = self
+            .adopted
+            .iter()
+            .filter(|(id, a)| &a.folder != key && view.entries.values().any(|o| &o.id == *id))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &elsewhere {
+            self.listings.supersede(id);
+        }
         let mut astray: Vec<(String, String)> = self
             .adopted
             .iter()
@@ -512,7 +525,7 @@ impl Namespace {
                 self.add_adopted(dir, &adopted.shown, adopted.spooled);
             }
         }
-        !astray.is_empty()
+        !astray.is_empty() || !elsewhere.is_empty()
     }
 
     fn add_adopted(&mut self, dir: Ino, name: &str, spooled: Spooled) {
