@@ -38,8 +38,11 @@ fn injected() -> ApiError {
 }
 
 impl Backend for Flaky {
-    async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
+    async fn folder_tree(&self) -> ApiResult<Option<Vec<MediaObject>>> {
         self.inner.folder_tree().await
+    }
+    async fn folders_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        self.inner.folders_in(folder).await
     }
     async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {
         self.all_files_calls.fetch_add(1, Ordering::SeqCst);

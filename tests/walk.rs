@@ -23,7 +23,10 @@ const FILES: usize = 10;
 
 fn generated_library(extra: &[&str]) -> EmulatorProcess {
     let generate = format!("{FOLDERS}x{FILES}");
-    let mut args = vec!["--generate", generate.as_str(), "--latency-ms", "5"];
+    let mut args = vec!["--generate", generate.as_str()];
+    if !extra.contains(&"--latency-ms") {
+        args.extend(["--latency-ms", "5"]);
+    }
     args.extend_from_slice(extra);
     EmulatorProcess::start(&args)
 }
@@ -178,6 +181,27 @@ fn a_service_that_caps_fetch_all_answers_is_listed_folder_by_folder() {
     mount.unmount();
 }
 
+/// With `fetchAll` capped below the number of folders, at the service's
+/// rate limit and a real round trip, one folder looked at on a fresh mount
+/// costs its own listings and its parents', not a walk of the whole tree.
+#[test]
+fn one_folder_of_a_capped_service_is_listed_without_walking_the_tree() {
+    let emu = generated_library(&["--fetch-all-max", "25", "--latency-ms", "100"]);
+    let mount = Mounted::start(&emu, &[]);
+    emu.reset_stats();
+    let names = ok(&format!("ls {}", q(&mount.path().join("folder-0001"))));
+    assert_eq!(names.lines().count(), FILES, "{names}");
+    let calls = listing_calls(&emu);
+    // The tree asked at once twice (both short) while the root's files are
+    // listed beside it; then, folder by folder, the root's files and
+    // subfolders and the folder's.
+    assert!(calls <= 7, "one folder cost {calls} listing calls");
+    ok(&format!("ls {}", q(&mount.path().join("folder-0002"))));
+    let more = listing_calls(&emu) - calls;
+    assert_eq!(more, 2, "the next folder: its files and its subfolders");
+    mount.unmount();
+}
+
 /// Changes made elsewhere after a walk show once the TTL has passed, in
 /// the folders the walk listed at once.
 #[test]
@@ -231,8 +255,11 @@ async fn fetch_all_answers_are_checked_against_their_count() {
         other => panic!("expected a short answer, got {other:?}"),
     }
     assert!(capped.at_once_falls_short(ObjectKind::File));
-    let tree = capped.list_folder_tree().await.unwrap();
-    assert_eq!(tree.len(), 6, "the demo library's folders, level by level");
+    let err = capped.list_folder_tree().await.unwrap_err();
+    assert!(
+        err.to_string().contains("held 3 objects of 6"),
+        "a short tree is an error, never a tree that lacks folders: {err}"
+    );
 }
 
 /// A front end to an emulator whose first `fetchAll` answer lacks its last

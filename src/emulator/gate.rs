@@ -221,6 +221,7 @@ pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: 
         .map_or_else(|| req.uri().path().to_owned(), |p| p.as_str().to_owned());
     let route = format!("{} {}", req.method(), route);
     state.stats.count_api(route.clone());
+    log::debug!("emulator: {} {}", req.method(), req.uri());
     add_latency(&state).await;
 
     let headers = req.headers();

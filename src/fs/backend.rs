@@ -5,13 +5,18 @@ use std::future::Future;
 use std::path::Path;
 
 use crate::api::{
-    ApiResult, AtOnce, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind,
-    Segments,
+    ApiResult, ByteRange, DeleteStatus, ListQuery, MediaClient, MediaObject, ObjectKind, Segments,
 };
 
 pub trait Backend: Send + Sync + 'static {
-    /// Every folder of the location.
-    fn folder_tree(&self) -> impl Future<Output = ApiResult<Vec<MediaObject>>> + Send;
+    /// Every folder of the location in one answer, or `None` when the
+    /// service does not answer them all at once.
+    fn folder_tree(&self) -> impl Future<Output = ApiResult<Option<Vec<MediaObject>>>> + Send;
+    /// Every folder directly in a folder (`None`: the root).
+    fn folders_in(
+        &self,
+        folder: Option<&str>,
+    ) -> impl Future<Output = ApiResult<Vec<MediaObject>>> + Send;
     /// Every file of the location in one answer, or `None` when the
     /// service does not answer them all at once.
     fn all_files(&self) -> impl Future<Output = ApiResult<Option<Vec<MediaObject>>>> + Send;
@@ -46,18 +51,21 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 impl Backend for MediaClient {
-    async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
-        self.list_folder_tree().await
+    async fn folder_tree(&self) -> ApiResult<Option<Vec<MediaObject>>> {
+        self.at_once(ObjectKind::Folder).await
+    }
+
+    async fn folders_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        self.list_all(ListQuery::children(
+            ObjectKind::Folder,
+            folder,
+            self.config().page_size,
+        ))
+        .await
     }
 
     async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {
-        if self.at_once_falls_short(ObjectKind::File) {
-            return Ok(None);
-        }
-        Ok(match self.list_at_once(ObjectKind::File).await? {
-            AtOnce::Whole(files) => Some(files),
-            AtOnce::Partial { .. } => None,
-        })
+        self.at_once(ObjectKind::File).await
     }
 
     async fn files_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {

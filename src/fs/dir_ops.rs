@@ -136,9 +136,17 @@ impl<B: Backend> MediaFs<B> {
             .folder_tree()
             .await
             .map_err(|e| api_failure("listing the folder tree", &e))?;
-        fetching.done = true;
-        let started = fetching.started;
-        self.ns.lock().unwrap().listings.set_tree(folders, started);
+        let mut ns = self.ns.lock().unwrap();
+        match folders {
+            Some(folders) => {
+                fetching.done = true;
+                ns.listings.set_tree(folders, fetching.started);
+            }
+            None => ns.listings.tree_unavailable(),
+        }
+        // Before `fetching`, whose drop takes the lock to end a fetch
+        // that did not land.
+        drop(ns);
         Ok(())
     }
 
@@ -149,7 +157,8 @@ impl<B: Backend> MediaFs<B> {
                 return Ok(());
             }
             let now = self.config.clock.now();
-            ns.listings.walks.cold_listing(now, key)
+            // Folder by folder, a listing of every file brings no subfolders.
+            !ns.listings.folders_per_folder() && ns.listings.walks.cold_listing(now, key)
         };
         if walk {
             self.list_every_file(key).await;
@@ -168,16 +177,26 @@ impl<B: Backend> MediaFs<B> {
         if self.ns.lock().unwrap().listings.listing_is_fresh(key) {
             return Ok(());
         }
+        let per_folder = self.ns.lock().unwrap().listings.folders_per_folder();
         let mut fetching = Fetching::begin(&self.ns);
-        let files = self
-            .backend
-            .files_in(key.as_deref())
-            .await
-            .map_err(|e| api_failure("listing a folder", &e))?;
-        fetching.done = true;
-        let started = fetching.started;
-        let mut ns = self.ns.lock().unwrap();
-        ns.listings.set_files(key.clone(), files, started);
+        let failed = |e: ApiError| api_failure("listing a folder", &e);
+        let folder = key.as_deref();
+        if per_folder {
+            let (files, subfolders) = tokio::try_join!(
+                self.backend.files_in(folder),
+                self.backend.folders_in(folder)
+            )
+            .map_err(failed)?;
+            fetching.done = true;
+            let mut ns = self.ns.lock().unwrap();
+            ns.listings
+                .set_files_and_subfolders(key.clone(), files, subfolders, fetching.started);
+        } else {
+            let files = self.backend.files_in(folder).await.map_err(failed)?;
+            fetching.done = true;
+            let mut ns = self.ns.lock().unwrap();
+            ns.listings.set_files(key.clone(), files, fetching.started);
+        }
         Ok(())
     }
 
@@ -207,7 +226,7 @@ impl<B: Backend> MediaFs<B> {
                 fetching.done = true;
                 log::debug!("listed all {} files of the library at once", files.len());
                 walks.tried_at_once(started, arrived - started);
-                ns.listings.set_every_file(files, started, arrived);
+                ns.listings.set_every_file(files, started);
             }
             Ok(None) => walks.at_once_unavailable(arrived),
             Err(e) if e.is_transient() => {

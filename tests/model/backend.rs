@@ -18,6 +18,7 @@ use tokio::sync::oneshot;
 pub enum Call {
     FolderTree,
     AllFiles,
+    FoldersIn,
     FilesIn,
     HasChildren,
     CreateFolder,
@@ -31,6 +32,7 @@ impl Call {
     pub const ALL: &'static [Call] = &[
         Call::FolderTree,
         Call::AllFiles,
+        Call::FoldersIn,
         Call::FilesIn,
         Call::HasChildren,
         Call::CreateFolder,
@@ -166,8 +168,13 @@ impl FaultyBackend {
 }
 
 impl Backend for FaultyBackend {
-    async fn folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
+    async fn folder_tree(&self) -> ApiResult<Option<Vec<MediaObject>>> {
         self.guard(Call::FolderTree, self.inner.folder_tree()).await
+    }
+
+    async fn folders_in(&self, folder: Option<&str>) -> ApiResult<Vec<MediaObject>> {
+        self.guard(Call::FoldersIn, self.inner.folders_in(folder))
+            .await
     }
 
     async fn all_files(&self) -> ApiResult<Option<Vec<MediaObject>>> {

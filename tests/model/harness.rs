@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mediafs::api::{DeleteStatus, MediaClient};
+use mediafs::emulator::Faults;
 use mediafs::fs::{Attr, Clock, Errno, FileKind, FsConfig, MediaFs, OpenMode, ROOT};
 
 use crate::backend::FaultyBackend;
@@ -316,6 +317,17 @@ impl Harness {
                 let other = &self.other;
                 Box::pin(async move { other.delete_many(&[id], DeleteStatus::Trashed).await })
                     as Pending<'_>
+            }
+            Remote::Cap { max } => {
+                let emu = self.emu.as_ref().expect("an emulator");
+                let faults = Faults {
+                    fetch_all_max: (*max > 0).then_some(*max),
+                    ..quiet()
+                };
+                Box::pin(async move {
+                    emu.set_faults(faults).await;
+                    Ok(())
+                }) as Pending<'_>
             }
         };
         t("the other client", outcome)

@@ -505,6 +505,8 @@ impl Model {
                 };
                 self.trash_tree(k);
             }
+            // How the service answers, not what it holds.
+            Remote::Cap { .. } => {}
         }
         Res::Ok
     }

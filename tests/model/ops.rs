@@ -79,6 +79,10 @@ pub enum Remote {
     Rename { pick: usize, name: &'static str },
     /// Another client trashes an object (a folder with all it holds).
     Trash { pick: usize },
+    /// The service starts answering `fetchAll` listings with at most `max`
+    /// objects (their count still whole), or stops (0): the mount must
+    /// list folder by folder, never short.
+    Cap { max: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -266,6 +270,7 @@ fn remote() -> impl Strategy<Value = Remote> {
             .prop_map(|(dir, name, len, seed)| Remote::Upload { dir, name, len, seed }),
         2 => (0..16usize, select(REMOTE_NAMES)).prop_map(|(pick, name)| Remote::Rename { pick, name }),
         2 => (0..16usize).prop_map(|pick| Remote::Trash { pick }),
+        1 => (0..3u64).prop_map(|max| Remote::Cap { max }),
     ]
 }
 

@@ -161,6 +161,9 @@ fn op(v: &V) -> Result<Op, String> {
                 "Trash" => Remote::Trash {
                     pick: num(f, "pick")?,
                 },
+                "Cap" => Remote::Cap {
+                    max: num(f, "max")?,
+                },
                 other => return Err(format!("no remote op {other}")),
             };
             return Ok(Op::Remote(remote));

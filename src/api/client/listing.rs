@@ -5,8 +5,6 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
-
 use super::{parse_json, MediaClient};
 use crate::api::error::{ApiError, ApiResult};
 use crate::api::models::{ListQuery, ListResponse, MediaObject, ObjectKind};
@@ -14,8 +12,6 @@ use crate::api::models::{ListQuery, ListResponse, MediaObject, ObjectKind};
 /// Objects each page of a listing shares with the page before (see
 /// [`MediaClient::list_all`]).
 const PAGE_OVERLAP: u64 = 2;
-/// Folder listings at once while the folder tree is walked level by level.
-const TREE_WALK_AT_ONCE: usize = 4;
 /// How long a kind whose `fetchAll` answers fell short is listed folder by
 /// folder before one is asked for again.
 pub const AT_ONCE_SHORT_FOR: Duration = Duration::from_secs(600);
@@ -165,15 +161,23 @@ impl MediaClient {
         Ok(all)
     }
 
-    /// Every folder of the location, flat: one `fetchAll` call, or when the
-    /// service does not answer them all at once, a walk from the root.
+    /// Every folder of the location, from one `fetchAll` call; an error
+    /// when the service does not answer them all at once.
     pub async fn list_folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
-        if !self.at_once_falls_short(ObjectKind::Folder) {
-            if let AtOnce::Whole(folders) = self.list_at_once(ObjectKind::Folder).await? {
-                return Ok(folders);
-            }
+        self.list_at_once(ObjectKind::Folder).await?.whole()
+    }
+
+    /// Every object of `kind` from one `fetchAll` answer, or `None` when
+    /// the service does not answer them all at once (now, or within
+    /// [`AT_ONCE_SHORT_FOR`] of a short answer, when it is not asked).
+    pub async fn at_once(&self, kind: ObjectKind) -> ApiResult<Option<Vec<MediaObject>>> {
+        if self.at_once_falls_short(kind) {
+            return Ok(None);
         }
-        self.walk_folder_tree().await
+        Ok(match self.list_at_once(kind).await? {
+            AtOnce::Whole(objects) => Some(objects),
+            AtOnce::Partial { .. } => None,
+        })
     }
 
     /// Every object of `kind` in the location from one `fetchAll` answer,
@@ -224,32 +228,6 @@ impl MediaClient {
             }
             None => false,
         }
-    }
-
-    /// Every folder, found level by level from the root: one listing per
-    /// folder, a few at a time.
-    async fn walk_folder_tree(&self) -> ApiResult<Vec<MediaObject>> {
-        let limit = self.config.page_size;
-        let mut all = Vec::new();
-        let mut level: Vec<Option<String>> = vec![None];
-        while !level.is_empty() {
-            let listings = futures::stream::iter(level)
-                .map(|parent| {
-                    let q = ListQuery::children(ObjectKind::Folder, parent.as_deref(), limit);
-                    self.list_all(q)
-                })
-                .buffer_unordered(TREE_WALK_AT_ONCE)
-                .collect::<Vec<_>>()
-                .await;
-            level = Vec::new();
-            for found in listings {
-                for folder in found? {
-                    level.push(Some(folder.id.clone()));
-                    all.push(folder);
-                }
-            }
-        }
-        Ok(all)
     }
 
     /// Objects of `kind` in `parent_id` whose names match `name` exactly.

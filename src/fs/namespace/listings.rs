@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
+use super::tree::Tree;
 use super::walks::Walks;
 use super::FolderKey;
 use crate::api::MediaObject;
@@ -44,14 +45,16 @@ struct FileListing {
     fetched: Instant,
     /// What its freshness is counted from.
     trusted_from: Instant,
+    /// Whether the folder's subfolders were listed with it (what a tree
+    /// listed folder by folder needs).
+    with_subfolders: bool,
 }
 
 #[derive(Debug)]
 pub struct Listings {
     ttl: Duration,
     clock: Clock,
-    folders: HashMap<String, MediaObject>,
-    tree_fetched: Option<Instant>,
+    tree: Tree,
     files: LruCache<FolderKey, FileListing>,
     /// Views of the folders looked at last (each a copy of its listing).
     views: LruCache<FolderKey, Arc<View>>,
@@ -70,8 +73,7 @@ impl Listings {
         Listings {
             ttl,
             clock,
-            folders: HashMap::new(),
-            tree_fetched: None,
+            tree: Tree::new(),
             files: LruCache::new(kept.max(1).try_into().expect("nonzero")),
             views: LruCache::new(VIEWS_KEPT.try_into().expect("nonzero")),
             own_changes: Vec::new(),
@@ -82,15 +84,28 @@ impl Listings {
     }
 
     pub fn tree_is_fresh(&self) -> bool {
-        self.tree_fetched
-            .is_some_and(|t| self.clock.since(t) < self.ttl)
+        self.tree.is_fresh(self.clock.now(), self.ttl)
+    }
+
+    /// Whether each folder's subfolders come with its own listing (see
+    /// [`Tree`]).
+    pub fn folders_per_folder(&self) -> bool {
+        self.tree.is_per_folder()
+    }
+
+    /// The service does not answer every folder at once: list them folder
+    /// by folder for a while.
+    pub fn tree_unavailable(&mut self) {
+        self.tree.set_per_folder(self.clock.now());
+        self.views.clear();
     }
 
     pub fn listing_is_fresh(&mut self, key: &FolderKey) -> bool {
         let (ttl, clock) = (self.ttl, self.clock.clone());
-        self.files
-            .get(key)
-            .is_some_and(|l| clock.since(l.trusted_from) < ttl)
+        let per_folder = self.tree.is_per_folder();
+        self.files.get(key).is_some_and(|l| {
+            clock.since(l.trusted_from) < ttl && (l.with_subfolders || !per_folder)
+        })
     }
 
     /// Forgets a folder's file listing and the tree, so that the next look
@@ -98,7 +113,7 @@ impl Listings {
     pub fn expire(&mut self, key: &FolderKey) {
         self.files.pop(key);
         self.views.pop(key);
-        self.tree_fetched = None;
+        self.tree.forget();
     }
 
     /// A fetch begins now; its answer goes to [`Self::set_tree`] or
@@ -140,13 +155,27 @@ impl Listings {
     }
 
     /// The folder tree as fetched from `started`, this mount's later
-    /// changes replayed over it.
+    /// changes replayed over it, trusted from now.
     pub fn set_tree(&mut self, folders: Vec<MediaObject>, started: Instant) {
+        let map = self.replayed_folders(folders, started, |_| true);
+        self.tree.set_whole(map, self.clock.now());
+        self.views.clear();
+        self.end_fetch(started);
+    }
+
+    /// Folders as fetched from `started`, with this mount's later changes
+    /// to those `belongs` takes replayed over them, hidden ones left out.
+    fn replayed_folders(
+        &self,
+        folders: Vec<MediaObject>,
+        started: Instant,
+        belongs: impl Fn(&MediaObject) -> bool,
+    ) -> HashMap<String, MediaObject> {
         let mut map: HashMap<String, MediaObject> =
             folders.into_iter().map(|f| (f.id.clone(), f)).collect();
         for change in self.changes_since(started) {
             match change {
-                OwnChange::Created(o) if o.is_folder() => {
+                OwnChange::Created(o) if o.is_folder() && belongs(&o) => {
                     map.entry(o.id.clone()).or_insert(o);
                 }
                 OwnChange::Removed(id) => {
@@ -161,26 +190,41 @@ impl Listings {
             }
         }
         map.retain(|id, _| !self.superseded.contains(id));
-        self.folders = map;
-        self.tree_fetched = Some(started);
-        self.views.clear();
-        self.end_fetch(started);
+        map
     }
 
     /// A folder's files as fetched from `started`, this mount's later
     /// changes replayed over them.
     pub fn set_files(&mut self, key: FolderKey, files: Vec<MediaObject>, started: Instant) {
-        self.install_files(key, files, started, started);
+        self.install_files(key, files, started, false);
+        self.end_fetch(started);
+    }
+
+    /// A folder's files and subfolders as fetched from `started` (folders
+    /// listed folder by folder), this mount's later changes replayed over
+    /// them.
+    pub fn set_files_and_subfolders(
+        &mut self,
+        key: FolderKey,
+        files: Vec<MediaObject>,
+        subfolders: Vec<MediaObject>,
+        started: Instant,
+    ) {
+        let newer = self.files.peek(&key).is_some_and(|l| l.fetched > started);
+        if !newer {
+            let map = self.replayed_folders(subfolders, started, |o| o.parent_id == key);
+            self.tree.set_subfolders(&key, map.into_values().collect());
+            self.install_files(key, files, started, true);
+        }
         self.end_fetch(started);
     }
 
     /// Every file of the library as fetched from `started`, each folder of
     /// the tree given its own (none, for those that hold none). Files of a
     /// folder the tree does not know wait for the folder's own listing.
-    /// Their freshness counts from `arrived`: the answer of a large library
-    /// may take seconds, and would otherwise be stale before a walk used it.
-    pub fn set_every_file(&mut self, files: Vec<MediaObject>, started: Instant, arrived: Instant) {
+    pub fn set_every_file(&mut self, files: Vec<MediaObject>, started: Instant) {
         let mut by_folder: HashMap<FolderKey, Vec<MediaObject>> = self
+            .tree
             .folders
             .keys()
             .map(|id| (Some(id.clone()), Vec::new()))
@@ -199,19 +243,21 @@ impl Listings {
             }
         }
         for (key, files) in by_folder {
-            self.install_files(key, files, started, arrived);
+            self.install_files(key, files, started, false);
         }
         self.end_fetch(started);
     }
 
     /// A folder's files as fetched from `started`, unless a listing
-    /// fetched since is there already.
+    /// fetched since is there already. Its freshness counts from now, when
+    /// it arrived: a large answer may take seconds, and would otherwise be
+    /// stale before it was used.
     fn install_files(
         &mut self,
         key: FolderKey,
         mut files: Vec<MediaObject>,
         started: Instant,
-        trusted_from: Instant,
+        with_subfolders: bool,
     ) {
         if self.files.peek(&key).is_some_and(|l| l.fetched > started) {
             return;
@@ -237,7 +283,8 @@ impl Listings {
         let listing = FileListing {
             files,
             fetched: started,
-            trusted_from,
+            trusted_from: self.clock.now(),
+            with_subfolders,
         };
         if let Some((evicted, _)) = self.files.push(key.clone(), listing) {
             if evicted != key {
@@ -260,7 +307,8 @@ impl Listings {
     /// A folder this mount just made: known to be empty.
     pub fn set_empty(&mut self, key: FolderKey) {
         let started = self.begin_fetch();
-        self.set_files(key, Vec::new(), started);
+        self.install_files(key, Vec::new(), started, true);
+        self.end_fetch(started);
     }
 
     /// The folder's entries under their shown names; `None` until both the
@@ -269,14 +317,17 @@ impl Listings {
         if let Some(v) = self.views.get(key) {
             return Some(v.clone());
         }
-        self.tree_fetched?;
-        let files = &self.files.get(key)?.files;
-        let mut objects: Vec<MediaObject> = self
-            .folders
-            .values()
-            .filter(|f| &f.parent_id == key)
-            .cloned()
-            .collect();
+        if !self.tree.is_known() {
+            return None;
+        }
+        let per_folder = self.tree.is_per_folder();
+        let listing = self.files.get(key)?;
+        if per_folder && !listing.with_subfolders {
+            // Its subfolders are not known yet.
+            return None;
+        }
+        let files = &listing.files;
+        let mut objects: Vec<MediaObject> = self.tree.children(key).cloned().collect();
         objects.extend(files.iter().cloned());
         let shown = names::entry_names(&objects);
         let view = Arc::new(View {
@@ -290,7 +341,7 @@ impl Listings {
     pub fn add(&mut self, object: MediaObject) {
         let key = object.parent_id.clone();
         if object.is_folder() {
-            self.folders.insert(object.id.clone(), object.clone());
+            self.tree.folders.insert(object.id.clone(), object.clone());
         } else if let Some(listing) = self.files.get_mut(&key) {
             listing.files.retain(|f| f.id != object.id);
             listing.files.push(object.clone());
@@ -311,12 +362,10 @@ impl Listings {
             o.id != object.id && o.name == object.name && !self.superseded.contains(&o.id)
         };
         if object.is_folder() {
-            if self
-                .folders
-                .values()
-                .any(|f| &f.parent_id == key && namesake(f))
-            {
-                self.tree_fetched = None;
+            if self.tree.children(key).any(namesake) {
+                // The tree, or (folder by folder) the parent's listing.
+                self.tree.forget();
+                self.files.pop(key);
                 self.views.clear();
             }
         } else if self
@@ -331,7 +380,7 @@ impl Listings {
 
     /// An object this mount removed on the server.
     pub fn remove(&mut self, id: &str) {
-        let parent = match self.folders.remove(id) {
+        let parent = match self.tree.folders.remove(id) {
             Some(f) => Some(f.parent_id),
             None => self.files.iter_mut().find_map(|(key, l)| {
                 let before = l.files.len();
@@ -359,7 +408,7 @@ impl Listings {
 
     pub fn rename(&mut self, id: &str, name: &str) {
         let mut parent = None;
-        if let Some(f) = self.folders.get_mut(id) {
+        if let Some(f) = self.tree.folders.get_mut(id) {
             f.name = name.to_owned();
             parent = Some(f.parent_id.clone());
         } else {

@@ -15,6 +15,7 @@
 
 mod listings;
 mod node;
+mod tree;
 mod walks;
 
 use std::collections::{BTreeMap, HashMap};
