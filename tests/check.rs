@@ -159,6 +159,11 @@ fn a_wrong_token_fails_and_says_the_service_refused_it() {
         checked.ran.stdout
     );
     assert_eq!(checked.verdict("read access"), "skipped");
+    assert_eq!(
+        checked.verdict("rate limit"),
+        "skipped",
+        "a refusal tells nothing of the limits"
+    );
 }
 
 #[test]
@@ -293,4 +298,45 @@ fn an_oauth_setup_is_refreshed_and_its_token_read() {
 
 fn read_line(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap().trim().to_owned()
+}
+
+/// A server that answers every request with 200 and `body`: a web server
+/// or a proxy's page where the API was meant to be.
+fn answers_200_to_everything(content_type: &'static str, body: &'static str) -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0u8; 8192];
+            let _ = stream.read(&mut request);
+            let answer = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\n\
+                 Connection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(answer.as_bytes());
+        }
+    });
+    url
+}
+
+#[test]
+fn a_base_url_that_answers_200_to_everything_is_not_the_api() {
+    for (kind, body) in [
+        ("text/html", "<html><body>Welcome</body></html>"),
+        ("application/json", "{}"),
+    ] {
+        let url = answers_200_to_everything(kind, body);
+        let checked = check(&url, LOCATION, Some(TOKEN), &[]);
+        let out = &checked.ran.stdout;
+        assert_eq!(checked.code(), Some(1), "{body}: {out}");
+        assert_eq!(checked.verdict("service"), "failed", "{out}");
+        assert!(
+            checked.says("service", "not as the media API does"),
+            "{out}"
+        );
+        assert!(!out.contains("will work"), "{out}");
+        assert_eq!(checked.verdict("rate limit"), "skipped", "{out}");
+    }
 }

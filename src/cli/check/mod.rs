@@ -252,25 +252,44 @@ impl Checker {
             self.set(Item::Service, Verdict::Failed, format!("{base_url} {why}"));
             return Listing::Stopped;
         }
+        // Whatever answers 200 to every path (a web server, a proxy's page)
+        // is not the API until its listing reads as one.
+        let listed = if answer.status.is_success() {
+            match serde_json::from_slice::<ListResponse>(&answer.body) {
+                Ok(list) => Some(list),
+                Err(e) => {
+                    let says = format!(
+                        "{base_url} answered a listing, but not as the media API does ({e}); check --base-url"
+                    );
+                    self.set(Item::Service, Verdict::Failed, says);
+                    return Listing::Stopped;
+                }
+            }
+        } else {
+            None
+        };
         self.set(
             Item::Service,
             Verdict::Ok,
             format!("answered at {base_url}"),
         );
-        self.read_answer(answer)
+        match listed {
+            Some(list) => self.listed(list),
+            None => self.refused(answer),
+        }
     }
 
-    fn read_answer(&mut self, answer: RawAnswer) -> Listing {
+    /// A listing the service refused: what it says about the token.
+    fn refused(&mut self, answer: RawAnswer) -> Listing {
         let status = answer.status.as_u16();
         let message = message_of(&answer);
         let location = self.location();
         // Refused for its scope or its location, or not refused: the token itself is good.
         self.token_accepted = match status {
             401 => !matches!(refusal_of(&message), Refusal::Token),
-            _ => matches!(status, 200..=299 | 403 | 404),
+            _ => matches!(status, 403 | 404),
         };
         let (item, says) = match status {
-            200..=299 => return self.listed(&answer),
             401 => match refusal_of(&message) {
                 Refusal::Scope => {
                     self.set(Item::Read, Verdict::Failed, no_read_scope(&message));
@@ -315,25 +334,14 @@ impl Checker {
         Listing::Stopped
     }
 
-    fn listed(&mut self, answer: &RawAnswer) -> Listing {
-        match serde_json::from_slice::<ListResponse>(&answer.body) {
-            Ok(list) => {
-                let location = self.location();
-                let reached = format!("the token reaches location {location}");
-                self.set(Item::Location, Verdict::Ok, reached);
-                let read = "medias.readonly: a one-object listing of the root was answered";
-                self.set(Item::Read, Verdict::Ok, read);
-                Listing::Listed(list)
-            }
-            Err(e) => {
-                let says = format!(
-                    "{} answered a listing, but not as the media API does ({e}); check --base-url",
-                    self.args.service.base_url
-                );
-                self.set(Item::Service, Verdict::Failed, says);
-                Listing::Stopped
-            }
-        }
+    fn listed(&mut self, list: ListResponse) -> Listing {
+        self.token_accepted = true;
+        let location = self.location();
+        let reached = format!("the token reaches location {location}");
+        self.set(Item::Location, Verdict::Ok, reached);
+        let read = "medias.readonly: a one-object listing of the root was answered";
+        self.set(Item::Read, Verdict::Ok, read);
+        Listing::Listed(list)
     }
 
     /// A delete of [`NO_SUCH_ID`]: 404 when `medias.write` is there, the
@@ -575,7 +583,9 @@ impl Checker {
 
     fn report_rate_limit(&mut self) {
         let Some(limits) = &self.limits else {
-            if !self.round_trips.is_empty() {
+            // Refusals of a token, or answers of something else than the
+            // API, need not carry the limits: nothing to tell from them.
+            if self.token_accepted {
                 let says = "not announced: the service's answers carried no X-RateLimit-* headers";
                 self.set(Item::RateLimit, Verdict::Note, says);
             }
