@@ -208,6 +208,30 @@ fn mediafs_unmount_waits_for_the_write_back_spool_and_says_what_was_stored() {
     all_stored(&emu, src.path());
 }
 
+/// `mediafs demo`'s cache is a temporary dir it removes as it ends, its
+/// summary with it: `mediafs unmount` says the demo ended, exit 0.
+#[test]
+fn mediafs_unmount_stops_a_demo_and_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let mnt = dir.path().join("demo");
+    let mut demo = Command::new(BIN)
+        .arg("demo")
+        .arg(&mnt)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(20), "the demo mount", || {
+        is_mounted(&mnt) && mnt.join("Team").exists()
+    });
+    let out = mediafs(&["unmount", mnt.to_str().unwrap()]);
+    let said = text(&out.stdout);
+    assert!(out.status.success(), "{said}{}", text(&out.stderr));
+    assert!(said.contains("removed its temporary cache"), "{said}");
+    assert_eq!(demo.wait().unwrap().code(), Some(0));
+    assert!(!is_mounted(&mnt));
+}
+
 #[test]
 fn mediafs_unmount_refuses_what_is_not_a_live_mediafs_mount() {
     let plain = tempfile::tempdir().unwrap();

@@ -258,14 +258,17 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
         )
     })?;
     out::note(format_args!(
-        "mediafs demo: emulator with the demo library at {}",
-        emulator.base_url
+        "mediafs demo: emulator with the demo library at {} (location {location}, token \
+         {token}: other tools reach it with MEDIAFS_TOKEN={token} and --base-url {} \
+         --location {location})",
+        emulator.base_url, emulator.base_url
     ));
     let mut opts = args.mount;
-    let demo_cache;
+    let mut demo_cache = None;
     if opts.cache_dir.is_none() {
-        demo_cache = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
-        opts.cache_dir = Some(demo_cache.path().to_path_buf());
+        let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        opts.cache_dir = Some(dir.path().to_path_buf());
+        demo_cache = Some(dir);
     }
     let result = mount_location(
         &emulator.base_url,
@@ -277,7 +280,25 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
     )
     .await;
     emulator.stop().await;
+    if let Some(dir) = demo_cache {
+        keep_if_pending(dir);
+    }
     result
+}
+
+/// A temporary cache that still holds uploads not stored stays, and says
+/// where: removing it would lose them.
+fn keep_if_pending(cache: tempfile::TempDir) {
+    let pending = crate::fs::spool_status(cache.path()).map_or(0, |r| r.len());
+    if pending > 0 {
+        let path = cache.keep();
+        out::note(format_args!(
+            "mediafs demo: {pending} uploads were not stored; they stay in {}, and a mount \
+             with --cache-dir {} over the same --data-dir uploads them",
+            path.display(),
+            path.display()
+        ));
+    }
 }
 
 /// A mountpoint mediafs already serves is refused: a second mount on top

@@ -70,6 +70,16 @@ pub fn run_unmount(args: UnmountArgs) -> Result<ExitCode, String> {
             pending(&cache_dir)
         ));
     }
+    if !cache_dir.exists() {
+        // Only an orderly end removes a temporary cache (a demo's): a
+        // killed process leaves it, and its summary with it, behind.
+        out::note(format_args!(
+            "mediafs (pid {pid}) unmounted {} and removed its temporary cache; its own \
+             output says how it ended",
+            mnt.display()
+        ));
+        return Ok(ExitCode::SUCCESS);
+    }
     let summary = read_summary(&cache_dir, pid)?;
     out::note(&summary.message);
     Ok(ExitCode::from(summary.exit_code))

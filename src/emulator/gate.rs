@@ -105,7 +105,7 @@ pub async fn set_faults(
     };
     state.throttle.set_rate(faults.bandwidth);
     if changes.get("seed").is_some_and(|s| !s.is_null()) {
-        *state.dice.lock().unwrap() = dice(faults.seed);
+        *state.dice.lock().unwrap() = dice(&faults);
     }
     *state.faults.write().unwrap() = faults.clone();
     Json(faults).into_response()
@@ -122,12 +122,21 @@ enum Failure {
     Drop,
 }
 
-/// The dice of injected failures, from `seed` or a random one (logged, so
-/// that a failing run can be replayed with `--fault-seed`).
-pub fn dice(seed: Option<u64>) -> rand::rngs::StdRng {
+/// The dice of injected failures, from `faults.seed` or a random one
+/// (logged, so that a failing run can be replayed with `--fault-seed`; at
+/// debug level while no failures are injected).
+pub fn dice(faults: &Faults) -> rand::rngs::StdRng {
     use rand::SeedableRng;
-    let seed = seed.unwrap_or_else(rand::random);
-    log::info!("injected failures are drawn with seed {seed} (--fault-seed {seed} replays them)");
+    let seed = faults.seed.unwrap_or_else(rand::random);
+    let level = if faults.fail_rate > 0.0 {
+        log::Level::Info
+    } else {
+        log::Level::Debug
+    };
+    log::log!(
+        level,
+        "injected failures are drawn with seed {seed} (--fault-seed {seed} replays them)"
+    );
     rand::rngs::StdRng::seed_from_u64(seed)
 }
 

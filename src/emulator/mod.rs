@@ -281,7 +281,7 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
             .map(|u| u.trim_end_matches('/').to_owned())
             .unwrap_or_else(|| base_url.clone()),
         throttle: Throttle::new(config.faults.bandwidth),
-        dice: Mutex::new(gate::dice(config.faults.seed)),
+        dice: Mutex::new(gate::dice(&config.faults)),
         faults: RwLock::new(config.faults),
         quotas: quota::Quotas::default(),
         stats: Stats::default(),
