@@ -32,6 +32,13 @@ async fn live_location() {
         return contract::say_skipped();
     };
     report.print();
+    let setup = report.findings(Severity::Setup);
+    assert!(
+        setup.is_empty(),
+        "the run could not test the service, because of its setup: see the report above, \
+         and run {}",
+        report.check_command
+    );
     let broken = report.findings(Severity::Broken);
     assert!(
         broken.is_empty(),
@@ -217,7 +224,7 @@ async fn the_scratch_folder_is_trashed_even_when_a_check_panics() {
     let target = Target::from_vars(vars_for(&emu, &[(WRITE_VAR, "1")]))
         .unwrap()
         .unwrap();
-    let mut report = Report::new("the emulator".into(), TOKEN);
+    let mut report = Report::new("the emulator".into(), "mediafs check".into(), TOKEN);
     let (ctx, _) = Ctx::connect(target).await;
     let failing = async |scratch: &ScratchFolder, _: &mut Report| {
         let inside = ctx
@@ -392,4 +399,61 @@ async fn the_suite_reports_how_a_service_differs_from_the_emulator() {
         text.contains("Bearer <token>") && !text.contains(TOKEN),
         "{text}"
     );
+}
+
+/// The setup findings of a run, and its text.
+async fn setup_of(vars: impl Fn(&str) -> Option<String>) -> (Vec<String>, String) {
+    let report = contract::run(vars).await.unwrap();
+    let text = report.render();
+    let differences =
+        report.findings(Severity::Broken).len() + report.findings(Severity::Differs).len();
+    assert_eq!(differences, 0, "a setup mistake is no difference: {text}");
+    let setup = report.findings(Severity::Setup);
+    (setup.iter().map(|f| f.detail.clone()).collect(), text)
+}
+
+/// A wrong token, another location's token, an address where nothing
+/// answers, and writes asked of a read-only token are the setup's
+/// mistakes: the report says so, and which `mediafs check` to run.
+#[tokio::test]
+async fn setup_mistakes_are_reported_as_the_setup_not_as_differences() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path(), true, Faults::default());
+    config.tokens.push(mediafs::emulator::TokenGrant {
+        token: "pit-read-only".into(),
+        location: Some(LOCATION.into()),
+        scopes: vec![mediafs::emulator::Scope::MediasReadonly],
+    });
+    let emu = TestEmulator {
+        running: mediafs::emulator::start(config).await.unwrap(),
+        dir,
+    };
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let mistakes: [(&str, Vec<(&str, &str)>, &str); 4] = [
+        ("wrong token", vec![(TOKEN_VAR, "pit-wrong")], "refused"),
+        ("other location", vec![(TOKEN_VAR, OTHER_TOKEN)], "refused"),
+        (
+            "closed port",
+            vec![(BASE_URL_VAR, &closed)],
+            "got no answer",
+        ),
+        (
+            "read-only token, writes asked",
+            vec![(TOKEN_VAR, "pit-read-only"), (WRITE_VAR, "1")],
+            "may lack medias.write",
+        ),
+    ];
+    for (mistake, vars, says) in mistakes {
+        let (setup, text) = setup_of(vars_for(&emu, &vars)).await;
+        assert_eq!(setup.len(), 1, "{mistake}: {text}");
+        assert!(setup[0].contains(says), "{mistake}: {text}");
+        assert!(
+            text.contains("because of its setup") && text.contains("mediafs check --location"),
+            "{mistake}: {text}"
+        );
+        assert!(!text.contains("BREAKS MEDIAFS"), "{mistake}: {text}");
+    }
 }

@@ -96,6 +96,16 @@ impl Target {
             self.base_url, self.location, self.rate_limit
         )
     }
+
+    /// The `mediafs check` that looks at the same token, location and
+    /// address (`--read-only` unless writes were asked for).
+    fn check_command(&self) -> String {
+        let read_only = if self.write { "" } else { " --read-only" };
+        format!(
+            "mediafs check --location {} --base-url {}{read_only}",
+            self.location, self.base_url
+        )
+    }
 }
 
 /// What the checks work with: the target, plain requests, and the client under test.
@@ -150,7 +160,11 @@ pub async fn run(var: impl Fn(&str) -> Option<String>) -> Option<Report> {
         Ok(target) => target?,
         Err(problem) => panic!("{problem}"),
     };
-    let mut report = Report::new(target.describe(), target.token.expose());
+    let mut report = Report::new(
+        target.describe(),
+        target.check_command(),
+        target.token.expose(),
+    );
     let (ctx, first) = Ctx::connect(target).await;
     report.note(format!(
         "the suite kept to {} requests per {:?}, half of them for the client under test",

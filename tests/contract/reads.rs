@@ -141,14 +141,25 @@ pub async fn run(ctx: &Ctx, first: Result<Answer, String>, report: &mut Report) 
 async fn token_works(ctx: &Ctx, first: Result<&Answer, &String>, report: &mut Report) -> bool {
     let mut check = Check::new("the token reaches the location");
     match first {
-        Err(e) => check.broken(format!("a one-folder listing failed: {e}")),
+        // The address, the token or the location given, most likely.
+        Err(e) => check.setup(format!(
+            "a one-folder listing got no answer from {}: {e}",
+            ctx.target.base_url
+        )),
+        Ok(a) if matches!(a.status, 401 | 403 | 404) => check.setup(format!(
+            "a one-folder listing was refused: {}",
+            a.describe()
+        )),
         Ok(a) if a.status != 200 => {
             check.broken(format!("a one-folder listing answered {}", a.describe()))
         }
-        Ok(_) => {}
-    }
-    if let Err(e) = ctx.client.verify_access().await {
-        check.broken(format!("the client's access check failed: {e}"));
+        Ok(_) => {
+            if let Err(e) = ctx.client.verify_access().await {
+                check.broken(format!(
+                    "the client's access check failed where a plain listing passed: {e}"
+                ));
+            }
+        }
     }
     check.looked_at("a one-folder listing, plain and through the client");
     let works = !check.found_anything();
@@ -330,6 +341,7 @@ fn shapes(kind: ObjectKind, items: &[Value], location: &str, report: &mut Report
         match severity {
             Severity::Broken => check.broken(detail),
             Severity::Differs => check.differs(detail),
+            Severity::Setup => check.setup(detail),
         }
     }
     check.looked_at(format!("{} {noun}", items.len()));

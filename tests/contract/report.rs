@@ -2,7 +2,10 @@
 //! user sends back. Every check passes against the emulator on every CI
 //! run, so whatever a live run finds is a way the service differs from the
 //! emulator: either one that breaks what mediafs relies on, or one that
-//! mediafs copes with but the emulator should learn.
+//! mediafs copes with but the emulator should learn. Except when the run
+//! could not test the service at all (a token refused, an address that
+//! does not answer, writes asked of a read-only token): that is the setup,
+//! and the report says so, and what tells more (`mediafs check`).
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -14,6 +17,9 @@ pub enum Severity {
     Broken,
     /// Not what the emulator does, though mediafs copes.
     Differs,
+    /// The run's setup kept it from testing something: not the service's
+    /// fault, most likely, and not a difference from the emulator.
+    Setup,
 }
 
 #[derive(Debug, Clone)]
@@ -65,6 +71,10 @@ impl Check {
         self.findings.push((Severity::Differs, detail.into()));
     }
 
+    pub fn setup(&mut self, detail: impl Into<String>) {
+        self.findings.push((Severity::Setup, detail.into()));
+    }
+
     pub fn found_anything(&self) -> bool {
         !self.findings.is_empty()
     }
@@ -74,6 +84,8 @@ impl Check {
 pub struct Report {
     /// Where the run went, for the report's first line.
     pub target: String,
+    /// The `mediafs check` command line that looks at the same setup.
+    pub check_command: String,
     /// Never printed: every text is scrubbed of it.
     token: String,
     checks: Vec<(String, Status)>,
@@ -82,9 +94,10 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(target: String, token: &str) -> Self {
+    pub fn new(target: String, check_command: String, token: &str) -> Self {
         Report {
             target,
+            check_command,
             token: token.to_owned(),
             checks: Vec::new(),
             findings: Vec::new(),
@@ -166,17 +179,42 @@ impl Report {
     }
 
     fn render_findings(&self) -> String {
-        if self.findings.is_empty() {
-            return "No differences from the emulator were found.\n".into();
+        let mut out = String::new();
+        let setup = self.findings(Severity::Setup);
+        if !setup.is_empty() {
+            let _ = writeln!(
+                out,
+                "\nThe run could not test everything, because of its setup (these are not \
+                 differences from the emulator):"
+            );
+            for f in &setup {
+                let _ = writeln!(out, "  - {}: {}", f.check, f.detail);
+            }
+            let _ = writeln!(
+                out,
+                "To see what to fix, run with the same token in MEDIAFS_TOKEN:\n  {}",
+                self.check_command
+            );
         }
-        let mut out = format!(
-            "\n{} differences from the emulator (every check above passes against it):\n",
-            self.findings.len()
+        let differences: Vec<&Finding> = self
+            .findings
+            .iter()
+            .filter(|f| f.severity != Severity::Setup)
+            .collect();
+        if differences.is_empty() {
+            out.push_str("No differences from the emulator were found.\n");
+            return out;
+        }
+        let n = differences.len();
+        let _ = writeln!(
+            out,
+            "\n{n} {} from the emulator (every check above passes against it):",
+            if n == 1 { "difference" } else { "differences" }
         );
-        for (i, f) in self.findings.iter().enumerate() {
+        for (i, f) in differences.iter().enumerate() {
             let tag = match f.severity {
                 Severity::Broken => "BREAKS MEDIAFS",
-                Severity::Differs => "differs",
+                Severity::Differs | Severity::Setup => "differs",
             };
             let _ = writeln!(out, "{:>3}. [{tag}] {}: {}", i + 1, f.check, f.detail);
         }

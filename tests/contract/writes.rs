@@ -13,7 +13,7 @@ use mediafs::api::{DeleteStatus, ListQuery, MediaObject, ObjectKind};
 use serde_json::json;
 
 use super::report::{Check, Report};
-use super::Ctx;
+use super::{Ctx, WRITE_VAR};
 
 /// A file the suite uploads: real bytes, so the service has no reason to refuse them.
 #[derive(Debug)]
@@ -119,10 +119,20 @@ impl ScratchFolder {
             _ => None,
         };
         let Some(id) = id else {
+            let refused = matches!(&answer, Ok(a) if matches!(a.status, 401 | 403));
             let answer = answer.map_or_else(|e| e, |a| a.describe());
-            check.broken(format!(
-                "making the scratch folder {name:?} answered {answer}, without the folder's `_id`"
-            ));
+            if refused {
+                check.setup(format!(
+                    "making the scratch folder was refused ({answer}): the token may lack \
+                     medias.write; give it that scope, or leave {WRITE_VAR} unset for the \
+                     read checks alone"
+                ));
+            } else {
+                check.broken(format!(
+                    "making the scratch folder {name:?} answered {answer}, without the \
+                     folder's `_id`"
+                ));
+            }
             report.add(check);
             trash_by_name(ctx, &name, report).await;
             return None;
