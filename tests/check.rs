@@ -340,3 +340,17 @@ fn a_base_url_that_answers_200_to_everything_is_not_the_api() {
         assert_eq!(checked.verdict("rate limit"), "skipped", "{out}");
     }
 }
+
+#[test]
+fn a_base_url_without_its_scheme_is_a_usage_error() {
+    let checked = check("services.leadconnectorhq.com", LOCATION, Some(TOKEN), &[]);
+    assert_eq!(checked.code(), Some(2), "a usage error");
+    assert!(
+        checked
+            .ran
+            .stderr
+            .contains("https://services.leadconnectorhq.com"),
+        "{}",
+        checked.ran.stderr
+    );
+}

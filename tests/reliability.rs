@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use common::mount::{ok, q, sh, EmulatorProcess, Mounted};
-use common::{png_bytes, TOKEN};
+use common::{png_bytes, write_file, LOCATION, TOKEN};
 use mediafs::api::{ListQuery, MediaObject, ObjectKind};
 use serde_json::json;
 
@@ -261,6 +261,32 @@ fn changes_on_the_server_never_show_another_objects_bytes() {
         still_old, original,
         "an open file keeps reading the object it opened"
     );
+}
+
+/// A token without `medias.write`: a copy in fails with EACCES, and the log
+/// says which scope is missing and that `--read-only` would do, not that
+/// the token expired.
+#[test]
+fn a_token_without_write_scope_gives_eacces_and_names_the_scope() {
+    let read_only = "pit-read-only-token";
+    let grant = format!("{read_only}:{LOCATION}:medias.readonly");
+    let emu = EmulatorProcess::start(&["--seed", "demo", "--rate-limit", "0", "--token", &grant]);
+    let cache = tempfile::tempdir().unwrap();
+    let m = Mounted::try_start(&emu, cache.path(), read_only, &[]).unwrap();
+    let src = tempfile::tempdir().unwrap();
+    let path = write_file(src.path(), "new.png", &png_bytes(64, 3));
+    let out = sh(&format!("cp {} {}", q(&path), m.at("Team/new.png")));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Permission denied"),
+        "{out:?}"
+    );
+    let log = m.log();
+    assert!(
+        log.contains("lacks a scope") && log.contains("--read-only"),
+        "{log}"
+    );
+    assert!(!log.contains("expired") && !log.contains(".."), "{log}");
+    assert!(!log.contains(read_only));
 }
 
 #[test]

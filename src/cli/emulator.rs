@@ -73,7 +73,7 @@ pub struct EmulatorArgs {
     #[arg(long, value_name = "FOLDERSxFILES", value_parser = folders_by_files)]
     generate: Option<(usize, usize)>,
     /// Base of the public file URLs, when clients reach the emulator by another address.
-    #[arg(long)]
+    #[arg(long, value_parser = super::http_url)]
     public_url: Option<String>,
 }
 

@@ -13,8 +13,8 @@ use log::LevelFilter;
 
 #[derive(Debug, Args)]
 pub struct LogArgs {
-    /// Append the log to this file instead of standard error (with --daemon,
-    /// the only place it goes).
+    /// Append the log to this file instead of standard error (where a mount
+    /// with --daemon logs, as it has no standard error).
     #[arg(long, global = true, value_name = "FILE", value_parser = super::absolute_path)]
     log_file: Option<PathBuf>,
     /// How much mediafs logs [default: info]. It wins over RUST_LOG, which

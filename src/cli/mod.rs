@@ -133,6 +133,19 @@ fn absolute_path(arg: &str) -> Result<PathBuf, String> {
     std::path::absolute(arg).map_err(|e| format!("not a usable path: {e}"))
 }
 
+/// An `http://` or `https://` address, its trailing `/` dropped.
+fn http_url(arg: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(arg).map_err(|e| {
+        format!("not an address ({e}); give it whole, as https://services.leadconnectorhq.com")
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(format!(
+            "{arg:?} is not an http:// or https:// address, as https://services.leadconnectorhq.com"
+        ));
+    }
+    Ok(arg.trim_end_matches('/').to_owned())
+}
+
 /// Resolves when the process is asked to stop (Ctrl-C or SIGTERM).
 pub(crate) async fn stop_requested() {
     use tokio::signal::unix::{signal, SignalKind};

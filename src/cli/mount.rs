@@ -71,7 +71,7 @@ pub struct ServiceArgs {
     #[arg(long)]
     pub(super) location: String,
     /// The API's base URL.
-    #[arg(long, default_value = DEFAULT_BASE_URL)]
+    #[arg(long, default_value = DEFAULT_BASE_URL, value_parser = super::http_url)]
     pub(super) base_url: String,
     /// A file holding the token (Private Integration or OAuth access token);
     /// otherwise the MEDIAFS_TOKEN environment variable. Never on the command line.

@@ -497,6 +497,12 @@ impl<B: Backend> MediaFs<B> {
                 "{:?} was emptied, but the library cannot hold empty files; it keeps its previous content",
                 node.name
             );
+        } else if failed && matches!(over, Base::New) {
+            log::error!(
+                "{:?} was closed but could not be stored (its close reported the error); \
+                 it is not in the library, so keep what it was written from",
+                node.name
+            );
         } else if failed {
             log::error!(
                 "{:?} was closed with changes that could not be stored (its close reported the error); \

@@ -62,9 +62,16 @@ pub type FsResult<T> = Result<T, Errno>;
 /// Logs a failed call in words a user can act on and gives its errno.
 pub(crate) fn api_failure(what: &str, e: &ApiError) -> Errno {
     match e {
+        ApiError::Unauthorized { message } if message.contains("scope") => log::error!(
+            "{what}: {}: the token lacks a scope this needs (changes need medias.write, \
+             listings and reads medias.readonly); make a token with both, or mount with \
+             --read-only to only read",
+            e.to_string().trim_end_matches('.')
+        ),
         ApiError::Unauthorized { .. } => log::error!(
-            "{what}: {e}. The token may have expired or been revoked, or it does not reach this location; \
-             mount again with a valid token"
+            "{what}: {}. The token may have expired or been revoked, or it does not reach this \
+             location; mount again with a valid token",
+            e.to_string().trim_end_matches('.')
         ),
         ApiError::TooLarge { .. } | ApiError::TypeRefused { .. } | ApiError::NotFound { .. } => {
             log::warn!("{what}: {e}")
