@@ -432,7 +432,9 @@ async fn setup_mistakes_are_reported_as_the_setup_not_as_differences() {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", listener.local_addr().unwrap())
     };
-    let mistakes: [(&str, Vec<(&str, &str)>, &str); 4] = [
+    // Each mistake: its name, the variables it sets, what the report says.
+    type Mistake<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let mistakes: [Mistake; 4] = [
         ("wrong token", vec![(TOKEN_VAR, "pit-wrong")], "refused"),
         ("other location", vec![(TOKEN_VAR, OTHER_TOKEN)], "refused"),
         (

@@ -189,14 +189,14 @@ fn one_folder_of_a_capped_service_is_listed_without_walking_the_tree() {
     let emu = generated_library(&["--fetch-all-max", "25", "--latency-ms", "100"]);
     let mount = Mounted::start(&emu, &[]);
     emu.reset_stats();
-    let names = ok(&format!("ls {}", q(&mount.path().join("folder-0001"))));
+    let names = ok(&format!("ls {}", q(mount.path().join("folder-0001"))));
     assert_eq!(names.lines().count(), FILES, "{names}");
     let calls = listing_calls(&emu);
     // The tree asked at once twice (both short) while the root's files are
     // listed beside it; then, folder by folder, the root's files and
     // subfolders and the folder's.
     assert!(calls <= 7, "one folder cost {calls} listing calls");
-    ok(&format!("ls {}", q(&mount.path().join("folder-0002"))));
+    ok(&format!("ls {}", q(mount.path().join("folder-0002"))));
     let more = listing_calls(&emu) - calls;
     assert_eq!(more, 2, "the next folder: its files and its subfolders");
     mount.unmount();
