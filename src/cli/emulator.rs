@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use clap::{Args, ValueEnum};
 
 use crate::emulator::rules::{SizeUnit, WindowKind};
-use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
+use crate::emulator::{self, AgencyGrant, EmulatorConfig, Faults, TokenGrant};
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Seed {
@@ -37,6 +37,14 @@ pub struct EmulatorArgs {
     /// A location id to serve. Repeatable.
     #[arg(long = "location", required = true)]
     locations: Vec<String>,
+    /// A location's name, as LOCATION=NAME (otherwise its id). Repeatable.
+    #[arg(long = "location-name", value_name = "LOCATION=NAME", value_parser = named)]
+    location_names: Vec<(String, String)>,
+    /// An agency (Company) token whose app is installed on every --location,
+    /// as TOKEN:COMPANY_ID:APP_ID: /oauth/installedLocations lists them and
+    /// /oauth/locationToken gives a token for each. Repeatable.
+    #[arg(long = "agency", value_name = "TOKEN:COMPANY:APP", value_parser = agency)]
+    agencies: Vec<(String, String, String)>,
     /// Fill each empty location with a sample library.
     #[arg(long, value_enum)]
     seed: Option<Seed>,
@@ -86,6 +94,22 @@ fn folders_by_files(s: &str) -> Result<(usize, usize), String> {
     ))
 }
 
+fn named(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((id, name)) if !id.is_empty() && !name.is_empty() => Ok((id.into(), name.into())),
+        _ => Err(format!("{s:?} is not LOCATION=NAME")),
+    }
+}
+
+fn agency(s: &str) -> Result<(String, String, String), String> {
+    match s.split(':').collect::<Vec<_>>()[..] {
+        [token, company, app] if ![token, company, app].contains(&"") => {
+            Ok((token.into(), company.into(), app.into()))
+        }
+        _ => Err(format!("{s:?} is not TOKEN:COMPANY_ID:APP_ID")),
+    }
+}
+
 fn pair(s: &str) -> Result<(String, String), String> {
     match s.split_once(':') {
         Some((a, b)) if !a.is_empty() && !b.is_empty() => Ok((a.to_owned(), b.to_owned())),
@@ -104,7 +128,7 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
         listen: args.listen,
         data_dir: args.data_dir,
         tokens: args.tokens,
-        locations: args.locations,
+        locations: args.locations.clone(),
         seed_demo: matches!(args.seed, Some(Seed::Demo)),
         generate: args.generate,
         public_url: args.public_url,
@@ -122,6 +146,17 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
         oauth_clients: args.oauth_clients,
         refresh_tokens: args.refresh_tokens,
         access_token_ttl: std::time::Duration::from_secs_f64(args.access_token_ttl),
+        agencies: args
+            .agencies
+            .into_iter()
+            .map(|(token, company, app)| AgencyGrant {
+                token,
+                company,
+                app,
+                installed: args.locations.clone(),
+            })
+            .collect(),
+        location_names: args.location_names.into_iter().collect(),
     };
     let first_location = config.locations[0].clone();
     let running = emulator::start(config).await.map_err(|e| e.to_string())?;

@@ -247,6 +247,8 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
         oauth_clients: Vec::new(),
         refresh_tokens: Vec::new(),
         access_token_ttl: std::time::Duration::from_secs(86399),
+        agencies: Vec::new(),
+        location_names: Default::default(),
         faults: Faults::default(),
     })
     .await

@@ -215,7 +215,7 @@ fn caller_of(state: &SharedState, token: Option<&str>) -> Result<TokenGrant, &'s
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
     let value = headers.get("authorization")?.to_str().ok()?;
     let token = value
         .strip_prefix("Bearer ")

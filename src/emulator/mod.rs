@@ -5,6 +5,7 @@
 //! The service's rules are the emulator's own reading of its documentation
 //! ([`rules`]), never the client's.
 
+mod agency;
 mod files;
 mod gate;
 mod oauth;
@@ -28,6 +29,7 @@ use axum::Router;
 use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
+pub use agency::AgencyGrant;
 use gate::Stats;
 pub use scopes::Scope;
 use store::Store;
@@ -149,6 +151,10 @@ pub struct EmulatorConfig {
     pub refresh_tokens: Vec<(String, String)>,
     /// Lifetime of the access tokens `/oauth/token` issues.
     pub access_token_ttl: std::time::Duration,
+    /// Agency tokens, and the locations their app is installed on.
+    pub agencies: Vec<AgencyGrant>,
+    /// Names of locations (by id); a location without one is named by its id.
+    pub location_names: HashMap<String, String>,
 }
 
 #[derive(Debug)]
@@ -168,11 +174,23 @@ struct AppState {
     issued: Mutex<HashMap<String, oauth::Issued>>,
     revoked: Mutex<std::collections::HashSet<String>>,
     access_token_ttl: std::time::Duration,
+    agencies: Mutex<Vec<AgencyGrant>>,
+    location_names: HashMap<String, String>,
     /// Fetches `fileUrl` for hosted uploads.
     http: reqwest::Client,
 }
 
 type SharedState = Arc<AppState>;
+
+impl AppState {
+    /// A location's name, or its id when it was given none.
+    fn location_name(&self, id: &str) -> String {
+        self.location_names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| id.to_owned())
+    }
+}
 
 /// A running emulator; dropping it does not stop it, [`RunningEmulator::stop`] does.
 #[derive(Debug)]
@@ -290,6 +308,8 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         issued: Mutex::new(HashMap::new()),
         revoked: Mutex::new(Default::default()),
         access_token_ttl: config.access_token_ttl,
+        agencies: Mutex::new(config.agencies),
+        location_names: config.location_names,
         // Hosted uploads fetch a URL a caller gave: follow no redirect it may lead to.
         http: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
@@ -353,6 +373,12 @@ fn router(state: SharedState) -> Router {
         )
         .route("/_emulator/objects", get(gate::objects))
         .route("/_emulator/revoke", post(oauth::revoke))
-        .route("/oauth/token", post(oauth::token));
+        .route("/_emulator/uninstall", post(agency::uninstall))
+        .route("/oauth/token", post(oauth::token))
+        .route(
+            "/oauth/installedLocations",
+            get(agency::installed_locations),
+        )
+        .route("/oauth/locationToken", post(agency::location_token));
     api.merge(storage).merge(control).with_state(state)
 }

@@ -20,6 +20,8 @@ use super::SharedState;
 pub struct Issued {
     pub location: String,
     pub expires: Instant,
+    /// The agency (company) it was issued to, for a location token.
+    pub company: Option<String>,
 }
 
 fn new_token(prefix: &str) -> String {
@@ -48,6 +50,25 @@ fn access_jwt(location: &str, client_id: &str, ttl: std::time::Duration) -> Stri
         URL_SAFE_NO_PAD.encode(signature),
     ]
     .join(".")
+}
+
+/// A new access token for `location`, valid for the configured lifetime.
+pub fn issue(
+    state: &SharedState,
+    location: &str,
+    client_id: &str,
+    company: Option<&str>,
+) -> String {
+    let access = access_jwt(location, client_id, state.access_token_ttl);
+    state.issued.lock().unwrap().insert(
+        access.clone(),
+        Issued {
+            location: location.to_owned(),
+            expires: Instant::now() + state.access_token_ttl,
+            company: company.map(str::to_owned),
+        },
+    );
+    access
 }
 
 pub async fn token(
@@ -79,20 +100,13 @@ pub async fn token(
             "Invalid grant: refresh token is invalid or was used",
         );
     };
-    let access = access_jwt(&location, field("client_id"), state.access_token_ttl);
+    let access = issue(&state, &location, field("client_id"), None);
     let refresh = new_token("rt");
     state
         .refresh_tokens
         .lock()
         .unwrap()
         .insert(refresh.clone(), location.clone());
-    state.issued.lock().unwrap().insert(
-        access.clone(),
-        Issued {
-            location: location.clone(),
-            expires: Instant::now() + state.access_token_ttl,
-        },
-    );
     Json(json!({
         "access_token": access, "token_type": "Bearer",
         "expires_in": state.access_token_ttl.as_secs_f64(), "refresh_token": refresh,

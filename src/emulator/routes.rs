@@ -38,7 +38,7 @@ pub fn error_response(status: StatusCode, message: &str) -> Response {
 }
 
 /// A validation failure: 422 with `message` as an array of strings.
-fn invalid(messages: &[&str]) -> Response {
+pub fn invalid(messages: &[&str]) -> Response {
     let body = json!({"statusCode": 422, "message": messages, "error": "Unprocessable Entity", "traceId": trace_id()});
     (StatusCode::UNPROCESSABLE_ENTITY, Json(body)).into_response()
 }

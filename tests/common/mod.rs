@@ -118,6 +118,8 @@ pub fn config_in(dir: &std::path::Path, seed_demo: bool, faults: Faults) -> Emul
         oauth_clients: Vec::new(),
         refresh_tokens: Vec::new(),
         access_token_ttl: std::time::Duration::from_secs(86399),
+        agencies: Vec::new(),
+        location_names: Default::default(),
         faults,
     }
 }
