@@ -168,3 +168,42 @@ async fn the_agency_endpoints_want_the_version_header_and_a_known_token() {
         .unwrap();
     assert_eq!(wrong.status(), 401);
 }
+
+/// A client of `location` whose token comes from the agency's.
+fn agency_client(emu: &TestEmulator, location: &str) -> mediafs::api::MediaClient {
+    use mediafs::api::{AgencyLocation, ClientConfig, MediaClient, Secret, TokenSource};
+    let token = TokenSource::from_agency(AgencyLocation {
+        token_url: format!("{}/oauth/locationToken", emu.base_url()),
+        company_id: COMPANY.into(),
+        location_id: location.into(),
+        agency: TokenSource::fixed(Secret::new(AGENCY_TOKEN)),
+    });
+    MediaClient::new(ClientConfig::new(emu.base_url(), location), token).unwrap()
+}
+
+/// The client gets each location's token from the agency's on first use;
+/// when the app leaves a location, that location's requests fail with
+/// words that say so, and the others' go on.
+#[tokio::test]
+async fn the_client_gets_location_tokens_from_the_agency_token() {
+    let emu = agency_emulator().await;
+    let acme = agency_client(&emu, LOCATION);
+    let bright = agency_client(&emu, OTHER_LOCATION);
+    acme.create_folder("Brand", None).await.unwrap();
+    assert_eq!(acme.list_folder_tree().await.unwrap().len(), 1);
+    assert!(bright.list_folder_tree().await.unwrap().is_empty());
+
+    reqwest::Client::new()
+        .post(format!("{}/_emulator/uninstall", emu.base_url()))
+        .json(&serde_json::json!({"company": COMPANY, "location": LOCATION}))
+        .send()
+        .await
+        .unwrap();
+    let err = acme.list_folder_tree().await.unwrap_err();
+    assert!(
+        matches!(err, mediafs::api::ApiError::Unauthorized { .. })
+            && err.to_string().contains("no longer be installed"),
+        "{err}"
+    );
+    assert!(bright.list_folder_tree().await.unwrap().is_empty());
+}

@@ -14,4 +14,4 @@ pub use client::{AtOnce, ByteRange, ClientConfig, MediaClient, RawAnswer};
 pub use error::{ApiError, ApiResult};
 pub use models::{DeleteStatus, ListQuery, MediaObject, ObjectKind};
 pub use segments::Segments;
-pub use token::{Secret, TokenSource};
+pub use token::{AgencyLocation, Secret, TokenSource};

@@ -49,6 +49,29 @@ pub struct OAuthConfig {
     pub refresh_token_file: PathBuf,
 }
 
+/// A location's token got from an agency's (`POST /oauth/locationToken`),
+/// again each time it is about to expire or is refused.
+#[derive(Debug, Clone)]
+pub struct AgencyLocation {
+    /// `POST` endpoint, normally `{base_url}/oauth/locationToken`.
+    pub token_url: String,
+    pub company_id: String,
+    pub location_id: String,
+    /// The agency's own token, which this one is got with.
+    pub agency: TokenSource,
+}
+
+/// How a new access token is got, when the one held expires or is refused.
+#[derive(Debug)]
+enum Renewal {
+    /// It is not: the token stays as given (a Private Integration token).
+    Never,
+    /// A refresh token is traded at `/oauth/token`.
+    RefreshToken(OAuthConfig),
+    /// An agency's token is traded for one of its locations'.
+    FromAgency(AgencyLocation),
+}
+
 /// Where the client gets the token it sends. Clones share one token.
 #[derive(Debug, Clone)]
 pub struct TokenSource {
@@ -61,7 +84,7 @@ struct Inner {
     /// Counts refreshes, so that callers that saw the same stale token
     /// refresh it once between them.
     generation: AtomicU64,
-    oauth: Option<OAuthConfig>,
+    renewal: Renewal,
     refreshing: tokio::sync::Mutex<()>,
 }
 
@@ -79,21 +102,27 @@ const EXPIRY_MARGIN: Duration = Duration::from_secs(60);
 
 impl TokenSource {
     pub fn fixed(token: Secret) -> Self {
-        Self::build(Some(token), None)
+        Self::build(Some(token), Renewal::Never)
     }
 
     /// OAuth: refreshed on a 401 and before it expires. `initial` is an
     /// access token to start with, if there is one.
     pub fn oauth(config: OAuthConfig, initial: Option<Secret>) -> Self {
-        Self::build(initial, Some(config))
+        Self::build(initial, Renewal::RefreshToken(config))
     }
 
-    fn build(token: Option<Secret>, oauth: Option<OAuthConfig>) -> Self {
+    /// A location's token, got from its agency's on first use, and again
+    /// on a 401 and before it expires.
+    pub fn from_agency(location: AgencyLocation) -> Self {
+        Self::build(None, Renewal::FromAgency(location))
+    }
+
+    fn build(token: Option<Secret>, renewal: Renewal) -> Self {
         TokenSource {
             inner: Arc::new(Inner {
                 current: RwLock::new(token.map(|t| (t, None))),
                 generation: AtomicU64::new(0),
-                oauth,
+                renewal,
                 refreshing: tokio::sync::Mutex::new(()),
             }),
         }
@@ -133,7 +162,7 @@ impl TokenSource {
     }
 
     pub fn can_refresh(&self) -> bool {
-        self.inner.oauth.is_some()
+        !matches!(self.inner.renewal, Renewal::Never)
     }
 
     /// The token to send and its generation; refreshes first when there is
@@ -168,65 +197,128 @@ impl TokenSource {
     /// Gets a new access token unless another caller already replaced the
     /// one of `seen_generation`. False when this source cannot refresh.
     pub async fn refresh(&self, http: &reqwest::Client, seen_generation: u64) -> ApiResult<bool> {
-        let Some(oauth) = &self.inner.oauth else {
+        if !self.can_refresh() {
             return Ok(false);
-        };
+        }
         let _one_at_a_time = self.inner.refreshing.lock().await;
         if self.inner.generation.load(Ordering::SeqCst) != seen_generation {
             return Ok(true);
         }
-        let failed = |message: String| ApiError::Unauthorized {
-            message: format!("refreshing the OAuth access token failed: {message}"),
+        let (answer, what) = match &self.inner.renewal {
+            Renewal::Never => return Ok(false),
+            Renewal::RefreshToken(oauth) => (trade_refresh_token(http, oauth).await?, "OAuth"),
+            Renewal::FromAgency(location) => (
+                trade_agency_token(http, location).await?,
+                "agency's location",
+            ),
         };
-        let refresh_token = Self::read_secret_file(&oauth.refresh_token_file)
-            .map_err(|e| failed(format!("cannot read the refresh token file: {e}")))?;
-        let form = [
-            ("client_id", oauth.client_id.as_str()),
-            ("client_secret", oauth.client_secret.expose()),
-            ("grant_type", "refresh_token"),
-            ("refresh_token", refresh_token.expose()),
-            ("user_type", "Location"),
-        ];
-        let response = http
-            .post(&oauth.token_url)
-            .form(&form)
-            .send()
-            .await
-            .map_err(|e| ApiError::Network {
-                message: format!("refreshing the OAuth access token: {e}"),
-            })?;
-        let status = response.status();
-        let body = response.bytes().await.map_err(|e| ApiError::Network {
-            message: format!("refreshing the OAuth access token: {e}"),
-        })?;
-        if !status.is_success() {
-            let err = ApiError::from_status(status.as_u16(), &String::from_utf8_lossy(&body), None);
-            return Err(match err {
-                ApiError::Unauthorized { message } | ApiError::InvalidRequest { message, .. } => failed(format!(
-                    "{message}; the refresh token or the app's credentials are no longer valid: authorise the app again"
-                )),
-                other => other,
-            });
-        }
-        let answer: TokenAnswer = serde_json::from_slice(&body)
-            .map_err(|e| failed(format!("unexpected answer ({e})")))?;
-        if let Some(new_refresh) = &answer.refresh_token {
-            // Each refresh token works once: keep the new one before using
-            // the access token, or a crash now would leave none that works.
-            crate::atomic_file::replace(
-                &oauth.refresh_token_file,
-                format!("{new_refresh}\n").as_bytes(),
-            )
-            .map_err(|e| failed(format!("cannot save the new refresh token: {e}")))?;
-        }
         let expiry = answer
             .expires_in
             .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
         *self.inner.current.write().unwrap() = Some((Secret::new(answer.access_token), expiry));
         self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        log::info!("refreshed the OAuth access token");
+        log::info!("refreshed the {what} access token");
         Ok(true)
     }
+}
+
+/// A new access token for the refresh token in `oauth`'s file, whose
+/// successor is saved there before the access token is used.
+async fn trade_refresh_token(
+    http: &reqwest::Client,
+    oauth: &OAuthConfig,
+) -> ApiResult<TokenAnswer> {
+    let failed = |message: String| ApiError::Unauthorized {
+        message: format!("refreshing the OAuth access token failed: {message}"),
+    };
+    let refresh_token = TokenSource::read_secret_file(&oauth.refresh_token_file)
+        .map_err(|e| failed(format!("cannot read the refresh token file: {e}")))?;
+    let form = [
+        ("client_id", oauth.client_id.as_str()),
+        ("client_secret", oauth.client_secret.expose()),
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.expose()),
+        ("user_type", "Location"),
+    ];
+    let response = http
+        .post(&oauth.token_url)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| ApiError::Network {
+            message: format!("refreshing the OAuth access token: {e}"),
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| ApiError::Network {
+        message: format!("refreshing the OAuth access token: {e}"),
+    })?;
+    if !status.is_success() {
+        let err = ApiError::from_status(status.as_u16(), &String::from_utf8_lossy(&body), None);
+        return Err(match err {
+            ApiError::Unauthorized { message } | ApiError::InvalidRequest { message, .. } => failed(format!(
+                "{message}; the refresh token or the app's credentials are no longer valid: authorise the app again"
+            )),
+            other => other,
+        });
+    }
+    let answer: TokenAnswer =
+        serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer ({e})")))?;
+    if let Some(new_refresh) = &answer.refresh_token {
+        // Each refresh token works once: keep the new one before using
+        // the access token, or a crash now would leave none that works.
+        crate::atomic_file::replace(
+            &oauth.refresh_token_file,
+            format!("{new_refresh}\n").as_bytes(),
+        )
+        .map_err(|e| failed(format!("cannot save the new refresh token: {e}")))?;
+    }
+    Ok(answer)
+}
+
+/// A new token for `location`, asked with its agency's token.
+async fn trade_agency_token(
+    http: &reqwest::Client,
+    location: &AgencyLocation,
+) -> ApiResult<TokenAnswer> {
+    // Boxed: the agency's token is a token source too, and may refresh.
+    let (agency_token, _) = Box::pin(location.agency.access_token(http)).await?;
+    let failed = |message: String| ApiError::Unauthorized {
+        message: format!(
+            "getting a token for location {} from the agency's failed: {message}",
+            location.location_id
+        ),
+    };
+    let form = [
+        ("companyId", location.company_id.as_str()),
+        ("locationId", location.location_id.as_str()),
+    ];
+    let response = http
+        .post(&location.token_url)
+        .bearer_auth(agency_token.expose())
+        .header("Version", super::client::API_VERSION)
+        .form(&form)
+        .send()
+        .await
+        .map_err(|e| ApiError::Network {
+            message: format!("getting a location token from the agency's: {e}"),
+        })?;
+    let status = response.status();
+    let body = response.bytes().await.map_err(|e| ApiError::Network {
+        message: format!("getting a location token from the agency's: {e}"),
+    })?;
+    if !status.is_success() {
+        let err = ApiError::from_status(status.as_u16(), &String::from_utf8_lossy(&body), None);
+        return Err(match err {
+            ApiError::Unauthorized { message } | ApiError::InvalidRequest { message, .. } => {
+                failed(format!(
+                    "{message}; the app may no longer be installed on this location, or the \
+                     agency's token is no longer valid"
+                ))
+            }
+            other => other,
+        });
+    }
+    serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer ({e})")))
 }
 
 #[cfg(test)]
