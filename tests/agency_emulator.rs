@@ -76,6 +76,17 @@ async fn lists(emu: &TestEmulator, token: &str, location: &str) -> u16 {
         .as_u16()
 }
 
+/// The app leaves `location`.
+async fn uninstall(emu: &TestEmulator, location: &str) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/_emulator/uninstall", emu.base_url()))
+        .json(&serde_json::json!({"company": COMPANY, "location": location}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+}
+
 fn names(body: &Value) -> Vec<&str> {
     body["locations"]
         .as_array()
@@ -132,12 +143,7 @@ async fn a_location_token_reaches_its_location_only_until_the_app_is_uninstalled
         400
     );
 
-    reqwest::Client::new()
-        .post(format!("{}/_emulator/uninstall", emu.base_url()))
-        .json(&serde_json::json!({"company": COMPANY, "location": LOCATION}))
-        .send()
-        .await
-        .unwrap();
+    uninstall(&emu, LOCATION).await;
     assert_eq!(lists(&emu, &token, LOCATION).await, 401, "its token ended");
     let (_, left) = installed(&emu, &format!("companyId={COMPANY}&appId={APP}")).await;
     assert_eq!(names(&left), ["Bright Smiles"]);
@@ -193,12 +199,7 @@ async fn the_client_gets_location_tokens_from_the_agency_token() {
     assert_eq!(acme.list_folder_tree().await.unwrap().len(), 1);
     assert!(bright.list_folder_tree().await.unwrap().is_empty());
 
-    reqwest::Client::new()
-        .post(format!("{}/_emulator/uninstall", emu.base_url()))
-        .json(&serde_json::json!({"company": COMPANY, "location": LOCATION}))
-        .send()
-        .await
-        .unwrap();
+    uninstall(&emu, LOCATION).await;
     let err = acme.list_folder_tree().await.unwrap_err();
     assert!(
         matches!(err, mediafs::api::ApiError::Unauthorized { .. })

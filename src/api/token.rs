@@ -240,29 +240,14 @@ async fn trade_refresh_token(
         ("refresh_token", refresh_token.expose()),
         ("user_type", "Location"),
     ];
-    let response = http
-        .post(&oauth.token_url)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| ApiError::Network {
-            message: format!("refreshing the OAuth access token: {e}"),
-        })?;
-    let status = response.status();
-    let body = response.bytes().await.map_err(|e| ApiError::Network {
-        message: format!("refreshing the OAuth access token: {e}"),
-    })?;
-    if !status.is_success() {
-        let err = ApiError::from_status(status.as_u16(), &String::from_utf8_lossy(&body), None);
-        return Err(match err {
-            ApiError::Unauthorized { message } | ApiError::InvalidRequest { message, .. } => failed(format!(
-                "{message}; the refresh token or the app's credentials are no longer valid: authorise the app again"
-            )),
-            other => other,
-        });
-    }
-    let answer: TokenAnswer =
-        serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer ({e})")))?;
+    let request = http.post(&oauth.token_url).form(&form);
+    let answer = token_answer(request, "refreshing the OAuth access token", |message| {
+        failed(format!(
+            "{message}; the refresh token or the app's credentials are no longer valid: \
+             authorise the app again"
+        ))
+    })
+    .await?;
     if let Some(new_refresh) = &answer.refresh_token {
         // Each refresh token works once: keep the new one before using
         // the access token, or a crash now would leave none that works.
@@ -292,33 +277,47 @@ async fn trade_agency_token(
         ("companyId", location.company_id.as_str()),
         ("locationId", location.location_id.as_str()),
     ];
-    let response = http
+    let request = http
         .post(&location.token_url)
         .bearer_auth(agency_token.expose())
         .header("Version", super::client::API_VERSION)
-        .form(&form)
-        .send()
-        .await
-        .map_err(|e| ApiError::Network {
-            message: format!("getting a location token from the agency's: {e}"),
-        })?;
+        .form(&form);
+    token_answer(
+        request,
+        "getting a location token from the agency's",
+        |message| {
+            failed(format!(
+                "{message}; the app may no longer be installed on this location, or the \
+             agency's token is no longer valid"
+            ))
+        },
+    )
+    .await
+}
+
+/// Sends a request for a token (`doing` says what for) and reads its
+/// answer; a refusal's message goes through `refused`, to say what to do.
+async fn token_answer(
+    request: reqwest::RequestBuilder,
+    doing: &str,
+    refused: impl Fn(String) -> ApiError,
+) -> ApiResult<TokenAnswer> {
+    let network = |e: reqwest::Error| ApiError::Network {
+        message: format!("{doing}: {e}"),
+    };
+    let response = request.send().await.map_err(network)?;
     let status = response.status();
-    let body = response.bytes().await.map_err(|e| ApiError::Network {
-        message: format!("getting a location token from the agency's: {e}"),
-    })?;
+    let body = response.bytes().await.map_err(network)?;
     if !status.is_success() {
         let err = ApiError::from_status(status.as_u16(), &String::from_utf8_lossy(&body), None);
         return Err(match err {
             ApiError::Unauthorized { message } | ApiError::InvalidRequest { message, .. } => {
-                failed(format!(
-                    "{message}; the app may no longer be installed on this location, or the \
-                     agency's token is no longer valid"
-                ))
+                refused(message)
             }
             other => other,
         });
     }
-    serde_json::from_slice(&body).map_err(|e| failed(format!("unexpected answer ({e})")))
+    serde_json::from_slice(&body).map_err(|e| refused(format!("unexpected answer ({e})")))
 }
 
 #[cfg(test)]
