@@ -17,12 +17,12 @@ const APP: &str = "app-mediafs";
 async fn agency_emulator() -> TestEmulator {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_in(dir.path(), false, Faults::default());
-    config.agencies = vec![AgencyGrant {
-        token: AGENCY_TOKEN.into(),
-        company: COMPANY.into(),
-        app: APP.into(),
-        installed: vec![LOCATION.into(), OTHER_LOCATION.into()],
-    }];
+    config.agencies = vec![AgencyGrant::new(
+        AGENCY_TOKEN,
+        COMPANY,
+        APP,
+        vec![LOCATION.into(), OTHER_LOCATION.into()],
+    )];
     config.location_names = [
         (LOCATION.to_owned(), "Acme Dental".to_owned()),
         (OTHER_LOCATION.to_owned(), "Bright Smiles".to_owned()),
@@ -80,6 +80,17 @@ async fn lists(emu: &TestEmulator, token: &str, location: &str) -> u16 {
 async fn uninstall(emu: &TestEmulator, location: &str) {
     let answer = reqwest::Client::new()
         .post(format!("{}/_emulator/uninstall", emu.base_url()))
+        .json(&serde_json::json!({"company": COMPANY, "location": location}))
+        .send()
+        .await
+        .unwrap();
+    assert!(answer.status().is_success());
+}
+
+/// The app is installed on `location` (again).
+async fn install(emu: &TestEmulator, location: &str) {
+    let answer = reqwest::Client::new()
+        .post(format!("{}/_emulator/install", emu.base_url()))
         .json(&serde_json::json!({"company": COMPANY, "location": location}))
         .send()
         .await
@@ -145,9 +156,15 @@ async fn a_location_token_reaches_its_location_only_until_the_app_is_uninstalled
 
     uninstall(&emu, LOCATION).await;
     assert_eq!(lists(&emu, &token, LOCATION).await, 401, "its token ended");
-    let (_, left) = installed(&emu, &format!("companyId={COMPANY}&appId={APP}")).await;
+    let base = format!("companyId={COMPANY}&appId={APP}");
+    let (_, left) = installed(&emu, &format!("{base}&isInstalled=true")).await;
     assert_eq!(names(&left), ["Bright Smiles"]);
+    let (_, all) = installed(&emu, &base).await;
+    assert_eq!(names(&all), ["Bright Smiles", "Acme Dental"]);
+    assert_eq!(all["locations"][1]["isInstalled"], false);
     assert_eq!(location_token(&emu, COMPANY, LOCATION).await.0, 400);
+    install(&emu, LOCATION).await;
+    assert_eq!(location_token(&emu, COMPANY, LOCATION).await.0, 200);
 }
 
 #[tokio::test]
@@ -205,6 +222,117 @@ async fn the_client_gets_location_tokens_from_the_agency_token() {
         matches!(err, mediafs::api::ApiError::Unauthorized { .. })
             && err.to_string().contains("no longer be installed"),
         "{err}"
+    );
+    assert!(bright.list_folder_tree().await.unwrap().is_empty());
+}
+
+/// The client pages the installed locations (the service's pages may be
+/// smaller than asked) and leaves out those the app left.
+#[tokio::test]
+async fn the_agency_client_lists_every_installed_location() {
+    use mediafs::api::{AgencyClient, AgencyConfig, ClientConfig, Secret, TokenSource};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path(), false, Faults::default());
+    let many: Vec<String> = (0..230).map(|i| format!("Loc{i:04}")).collect();
+    config.locations.extend(many.iter().cloned());
+    config.agencies = vec![AgencyGrant::new(AGENCY_TOKEN, COMPANY, APP, many.clone())];
+    let emu = TestEmulator {
+        running: mediafs::emulator::start(config).await.unwrap(),
+        dir,
+    };
+    let agency = AgencyClient::new(
+        AgencyConfig {
+            company_id: COMPANY.into(),
+            app_id: APP.into(),
+            clients: ClientConfig::new(emu.base_url(), ""),
+        },
+        TokenSource::fixed(Secret::new(AGENCY_TOKEN)),
+    )
+    .unwrap();
+    let listed = agency.installed_locations().await.unwrap();
+    let ids: Vec<&str> = listed.iter().map(|l| l.id.as_str()).collect();
+    assert_eq!(ids, many);
+    assert_eq!(
+        listed[7].name, "Loc0007",
+        "a location without a name is named by its id"
+    );
+    uninstall(&emu, "Loc0100").await;
+    let listed = agency.installed_locations().await.unwrap();
+    assert_eq!(listed.len(), 229);
+    assert!(listed.iter().all(|l| l.id != "Loc0100"));
+}
+
+/// An agency's own token is renewed with its refresh token
+/// (`user_type=Company`); the renewed token lists the locations.
+#[tokio::test]
+async fn an_agency_token_is_refreshed_as_a_company_token() {
+    use mediafs::api::token::{OAuthConfig, UserType};
+    use mediafs::api::{AgencyClient, AgencyConfig, ClientConfig, Secret, TokenSource};
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = config_in(dir.path(), false, Faults::default());
+    let mut grant = AgencyGrant::new(AGENCY_TOKEN, COMPANY, APP, vec![LOCATION.into()]);
+    grant.refresh_token = Some("rt-agency-1".into());
+    config.agencies = vec![grant];
+    config.oauth_clients = vec![("client-1".into(), "secret-1".into())];
+    let emu = TestEmulator {
+        running: mediafs::emulator::start(config).await.unwrap(),
+        dir,
+    };
+    let refresh_file = emu.dir.path().join("agency-refresh-token");
+    std::fs::write(&refresh_file, "rt-agency-1\n").unwrap();
+    let oauth = OAuthConfig {
+        token_url: format!("{}/oauth/token", emu.base_url()),
+        client_id: "client-1".into(),
+        client_secret: Secret::new("secret-1"),
+        refresh_token_file: refresh_file.clone(),
+        user_type: UserType::Company,
+    };
+    // Starts with a stale token: the first page is refused, then renewed.
+    let token = TokenSource::oauth(oauth, Some(Secret::new("agency-expired")));
+    let agency = AgencyClient::new(
+        AgencyConfig {
+            company_id: COMPANY.into(),
+            app_id: APP.into(),
+            clients: ClientConfig::new(emu.base_url(), ""),
+        },
+        token.clone(),
+    )
+    .unwrap();
+    let listed = agency.installed_locations().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(token.refreshes(), 1);
+    let saved = std::fs::read_to_string(&refresh_file).unwrap();
+    assert!(
+        saved.starts_with("rt-") && saved.trim() != "rt-agency-1",
+        "{saved}"
+    );
+    // The new agency token gets location tokens too.
+    let client = agency.location_client(LOCATION).unwrap();
+    assert!(client.list_folder_tree().await.unwrap().is_empty());
+}
+
+/// A location that has used its day of requests is refused at once, with
+/// words that say so and EDQUOT; another location of the same app goes on.
+#[tokio::test]
+async fn a_day_used_up_stops_one_location_only() {
+    let emu = agency_emulator().await;
+    let acme = agency_client(&emu, LOCATION);
+    let bright = agency_client(&emu, OTHER_LOCATION);
+    assert!(acme.list_folder_tree().await.is_ok());
+    let mut faults = Faults::default();
+    faults.daily_limits = [(LOCATION.to_owned(), 0)].into();
+    emu.set_faults(faults).await;
+    let started = std::time::Instant::now();
+    let err = acme.list_folder_tree().await.unwrap_err();
+    assert!(
+        matches!(err, mediafs::api::ApiError::DailyLimit { .. }),
+        "{err}"
+    );
+    assert!(err.to_string().contains(LOCATION), "{err}");
+    assert_eq!(err.errno(), libc::EDQUOT);
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "no retries are spent on a day used up"
     );
     assert!(bright.list_folder_tree().await.unwrap().is_empty());
 }

@@ -258,6 +258,20 @@ impl MediaClient {
             .get("retry-after")
             .and_then(|v| v.to_str().ok()?.parse().ok())
             .map(Duration::from_secs);
+        // A 429 that says no request is left today: waiting seconds will not help.
+        let day_used_up = header_number(&answer.headers, "x-ratelimit-daily-remaining") == Some(0);
+        if status.as_u16() == 429 && day_used_up {
+            return Err(Failed::Error(ApiError::DailyLimit {
+                message: format!(
+                    "location {} has used all of its {} API requests for today; the service \
+                     answers it again when its day's window ends (other locations are not \
+                     affected)",
+                    self.config.location_id,
+                    header_number(&answer.headers, "x-ratelimit-limit-daily")
+                        .map_or_else(|| "daily".into(), |n| n.to_string())
+                ),
+            }));
+        }
         let err = ApiError::from_status(
             status.as_u16(),
             &String::from_utf8_lossy(&answer.body),
@@ -864,4 +878,9 @@ mod tests {
         assert_eq!(part_file_name("a\nb\r\"c\\d\te.txt"), "a_b__c_d_e.txt");
         assert_eq!(part_file_name("logo été.png"), "logo été.png");
     }
+}
+
+/// A header's value as a number, if it is one.
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }

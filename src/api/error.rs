@@ -28,6 +28,11 @@ pub enum ApiError {
         message: String,
         retry_after: Option<Duration>,
     },
+    /// The location has used its requests for the day (HTTP 429 with
+    /// `X-RateLimit-Daily-Remaining: 0`): no retry helps until the day's
+    /// window ends, and other locations are not held back by it.
+    #[error("daily limit reached: {message}")]
+    DailyLimit { message: String },
     /// The service failed (HTTP 5xx), still so after the retries.
     #[error("server error (HTTP {status}): {message}")]
     Server { status: u16, message: String },
@@ -94,6 +99,8 @@ impl ApiError {
             ApiError::TypeRefused { .. } => libc::EINVAL,
             ApiError::InvalidRequest { .. } => libc::EINVAL,
             ApiError::RateLimited { .. } => libc::EAGAIN,
+            // "Disk quota exceeded": the quota is the location's day of requests.
+            ApiError::DailyLimit { .. } => libc::EDQUOT,
             ApiError::Server { .. } | ApiError::Network { .. } | ApiError::Io(_) => libc::EIO,
         }
     }

@@ -47,6 +47,24 @@ pub struct OAuthConfig {
     pub client_id: String,
     pub client_secret: Secret,
     pub refresh_token_file: PathBuf,
+    /// Whose token it is: a location's, or an agency's.
+    pub user_type: UserType,
+}
+
+/// Who an OAuth token speaks for (`user_type` at `/oauth/token`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserType {
+    Location,
+    Company,
+}
+
+impl UserType {
+    fn as_str(self) -> &'static str {
+        match self {
+            UserType::Location => "Location",
+            UserType::Company => "Company",
+        }
+    }
 }
 
 /// A location's token got from an agency's (`POST /oauth/locationToken`),
@@ -238,7 +256,7 @@ async fn trade_refresh_token(
         ("client_secret", oauth.client_secret.expose()),
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token.expose()),
-        ("user_type", "Location"),
+        ("user_type", oauth.user_type.as_str()),
     ];
     let request = http.post(&oauth.token_url).form(&form);
     let answer = token_answer(request, "refreshing the OAuth access token", |message| {

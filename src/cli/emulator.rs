@@ -45,6 +45,10 @@ pub struct EmulatorArgs {
     /// /oauth/locationToken gives a token for each. Repeatable.
     #[arg(long = "agency", value_name = "TOKEN:COMPANY:APP", value_parser = agency)]
     agencies: Vec<(String, String, String)>,
+    /// An agency's refresh token valid at start (for /oauth/token with
+    /// user_type=Company and an --oauth-client), as REFRESH_TOKEN:COMPANY.
+    #[arg(long = "agency-refresh-token", value_name = "REFRESH_TOKEN:COMPANY", value_parser = pair)]
+    agency_refresh_tokens: Vec<(String, String)>,
     /// Fill each empty location with a sample library.
     #[arg(long, value_enum)]
     seed: Option<Seed>,
@@ -149,11 +153,14 @@ pub async fn run(args: EmulatorArgs) -> Result<(), String> {
         agencies: args
             .agencies
             .into_iter()
-            .map(|(token, company, app)| AgencyGrant {
-                token,
-                company,
-                app,
-                installed: args.locations.clone(),
+            .map(|(token, company, app)| {
+                let mut grant = AgencyGrant::new(&token, &company, &app, args.locations.clone());
+                grant.refresh_token = args
+                    .agency_refresh_tokens
+                    .iter()
+                    .find(|(_, c)| *c == company)
+                    .map(|(t, _)| t.clone());
+                grant
             })
             .collect(),
         location_names: args.location_names.into_iter().collect(),

@@ -13,7 +13,7 @@ use fuser::{Config, MountOption, SessionACL};
 use tokio_util::task::TaskTracker;
 
 use crate::api::client::DEFAULT_BASE_URL;
-use crate::api::token::OAuthConfig;
+use crate::api::token::{OAuthConfig, UserType};
 use crate::api::{ApiError, ClientConfig, DeleteStatus, MediaClient, Secret, TokenSource};
 use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
 use crate::fs::{FsConfig, MediaFs, Stale};
@@ -143,6 +143,7 @@ pub(super) fn token_source(args: &ServiceArgs) -> Result<TokenSource, String> {
                 client_id: client_id.clone(),
                 client_secret: Secret::new(secret),
                 refresh_token_file: refresh_token_file.clone(),
+                user_type: UserType::Location,
             };
             Ok(TokenSource::oauth(oauth, given))
         }

@@ -4,7 +4,9 @@
 //! into a token for one of them (`POST /oauth/locationToken`, form-encoded
 //! `companyId` and `locationId`). Location tokens are JWTs that expire, as
 //! `/oauth/token`'s are. `POST /_emulator/uninstall` takes a location from
-//! an agency, as uninstalling the app there does: its tokens stop working.
+//! an agency, as uninstalling the app there does: its tokens stop working,
+//! and it is listed with `isInstalled: false` (unless `isInstalled=true`
+//! is asked). `POST /_emulator/install` puts the app on a location.
 //!
 //! The spec gives the shapes of the answers, not the words of refusals;
 //! those here are guesses, marked so.
@@ -31,6 +33,24 @@ pub struct AgencyGrant {
     pub app: String,
     /// Location ids, in the order they were installed.
     pub installed: Vec<String>,
+    /// Locations the app was uninstalled from.
+    pub left: Vec<String>,
+    /// A refresh token of the agency's (`user_type=Company` at
+    /// `/oauth/token`), valid at start; each works once.
+    pub refresh_token: Option<String>,
+}
+
+impl AgencyGrant {
+    pub fn new(token: &str, company: &str, app: &str, installed: Vec<String>) -> Self {
+        AgencyGrant {
+            token: token.into(),
+            company: company.into(),
+            app: app.into(),
+            installed,
+            left: Vec::new(),
+            refresh_token: None,
+        }
+    }
 }
 
 /// The agency whose token the request carries, or the refusal to send.
@@ -41,15 +61,31 @@ fn agency_of(
     if headers.get("version").is_none() {
         return Err((StatusCode::BAD_REQUEST, "Version header was not found"));
     }
-    let token = super::gate::bearer(headers);
+    let invalid = (
+        StatusCode::UNAUTHORIZED,
+        "Invalid token: access token is invalid",
+    );
+    let token = super::gate::bearer(headers).ok_or(invalid)?;
+    let issued_to = match state.agency_tokens.lock().unwrap().get(token) {
+        Some((_, expires)) if *expires <= std::time::Instant::now() => {
+            return Err((
+                StatusCode::UNAUTHORIZED,
+                "Invalid JWT: access token has expired",
+            ))
+        }
+        Some((company, _)) => Some(company.clone()),
+        None => None,
+    };
     let agencies = state.agencies.lock().unwrap();
-    match token.and_then(|t| agencies.iter().find(|a| a.token == t)) {
-        Some(agency) => Ok(agency.clone()),
-        None => Err((
-            StatusCode::UNAUTHORIZED,
-            "Invalid token: access token is invalid",
-        )),
-    }
+    agencies
+        .iter()
+        .find(|a| {
+            issued_to
+                .as_ref()
+                .map_or(a.token == token, |c| a.company == *c)
+        })
+        .cloned()
+        .ok_or(invalid)
 }
 
 /// The refusal of a company the token is not for (its words a guess).
@@ -97,19 +133,27 @@ pub async fn installed_locations(
         (Err(e), _) | (_, Err(e)) => return invalid(&[e.as_str()]),
     };
     let wanted = query.get("query").map(|q| q.to_lowercase());
+    let installed_only = match query.get("isInstalled").map(String::as_str) {
+        None => None,
+        Some("true") => Some(true),
+        Some("false") => Some(false),
+        Some(_) => return invalid(&["isInstalled must be a boolean value"]),
+    };
     // A wrong appId has no installations.
     let same_app = query["appId"] == agency.app;
-    let matching: Vec<serde_json::Value> = agency
-        .installed
-        .iter()
+    let installed = agency.installed.iter().map(|id| (id, true));
+    let left = agency.left.iter().map(|id| (id, false));
+    let matching: Vec<serde_json::Value> = installed
+        .chain(left)
         .filter(|_| same_app)
-        .map(|id| (id, state.location_name(id)))
-        .filter(|(_, name)| {
+        .filter(|(_, is)| installed_only.is_none_or(|wanted| wanted == *is))
+        .map(|(id, is)| (id, is, state.location_name(id)))
+        .filter(|(_, _, name)| {
             wanted
                 .as_ref()
                 .is_none_or(|w| name.to_lowercase().contains(w))
         })
-        .map(|(id, name)| json!({"_id": id, "name": name, "address": "", "isInstalled": true}))
+        .map(|(id, is, name)| json!({"_id": id, "name": name, "address": "", "isInstalled": is}))
         .collect();
     let count = matching.len();
     let page: Vec<_> = matching.into_iter().skip(skip).take(limit).collect();
@@ -160,12 +204,32 @@ pub async fn uninstall(
     let company = body["company"].as_str().unwrap_or_default();
     let location = body["location"].as_str().unwrap_or_default();
     for agency in state.agencies.lock().unwrap().iter_mut() {
-        if agency.company == company {
+        if agency.company == company && agency.installed.iter().any(|l| l == location) {
             agency.installed.retain(|l| l != location);
+            agency.left.push(location.to_owned());
         }
     }
     state.issued.lock().unwrap().retain(|_, issued| {
         !(issued.location == location && issued.company.as_deref() == Some(company))
     });
+    StatusCode::NO_CONTENT
+}
+
+/// `POST /_emulator/install {"company": ..., "location": ...}`: the app is
+/// installed on one more of the agency's locations.
+pub async fn install(
+    State(state): State<SharedState>,
+    Json(body): Json<serde_json::Value>,
+) -> StatusCode {
+    let company = body["company"].as_str().unwrap_or_default();
+    let location = body["location"].as_str().unwrap_or_default();
+    let mut agencies = state.agencies.lock().unwrap();
+    let Some(agency) = agencies.iter_mut().find(|a| a.company == company) else {
+        return StatusCode::NOT_FOUND;
+    };
+    agency.left.retain(|l| l != location);
+    if !agency.installed.iter().any(|l| l == location) {
+        agency.installed.push(location.to_owned());
+    }
     StatusCode::NO_CONTENT
 }

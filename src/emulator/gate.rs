@@ -15,8 +15,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
 
+use super::quota::{Limits, QuotaKey};
 use super::routes::error_response;
-use super::{scopes, Faults, SharedState, TokenGrant};
+use super::{rules, scopes, Faults, SharedState, TokenGrant};
 
 /// Request counts, for tests and benchmarks that count API calls.
 #[derive(Debug, Default)]
@@ -197,21 +198,45 @@ async fn add_latency(state: &SharedState) {
 
 /// Who a token speaks for: a configured token, or one `/oauth/token` issued
 /// and not yet expired; otherwise the message of the 401.
-fn caller_of(state: &SharedState, token: Option<&str>) -> Result<TokenGrant, &'static str> {
+/// Who a token speaks for, and whose quota its requests count against.
+fn caller_of(
+    state: &SharedState,
+    token: Option<&str>,
+) -> Result<(TokenGrant, QuotaKey), &'static str> {
     let invalid = "Invalid token: access token is invalid";
     let token = token.ok_or(invalid)?;
     if state.revoked.lock().unwrap().contains(token) {
         return Err(invalid);
     }
     if let Some(g) = state.grants.iter().find(|g| g.token == token) {
-        return Ok(g.clone());
+        // A Private Integration token is an integration of its own.
+        return Ok((g.clone(), QuotaKey::Token(token.to_owned())));
     }
     match state.issued.lock().unwrap().get(token) {
-        Some(issued) if issued.expires > Instant::now() => {
-            Ok(TokenGrant::new(token, Some(issued.location.clone())))
-        }
+        Some(issued) if issued.expires > Instant::now() => Ok((
+            TokenGrant::new(token, Some(issued.location.clone())),
+            QuotaKey::AppAtLocation {
+                app: issued.app.clone(),
+                location: issued.location.clone(),
+            },
+        )),
         Some(_) => Err("Invalid JWT: access token has expired"),
         None => Err(invalid),
+    }
+}
+
+/// The limits the faults set for requests counted against `key`.
+fn limits_for(faults: &Faults, key: &QuotaKey) -> Limits {
+    let location = match key {
+        QuotaKey::AppAtLocation { location, .. } => Some(location),
+        QuotaKey::Token(_) => None,
+    };
+    Limits {
+        window: faults.rate_window,
+        burst: faults.rate_limit,
+        daily: location
+            .and_then(|l| faults.daily_limits.get(l).copied())
+            .unwrap_or(rules::DAILY_LIMIT),
     }
 }
 
@@ -240,20 +265,17 @@ pub async fn api_gate(State(state): State<SharedState>, mut req: Request, next: 
             "Forbidden: a User-Agent header is required",
         );
     }
-    let grant = match caller_of(&state, bearer(headers)) {
-        Ok(g) => g,
+    let (grant, quota_key) = match caller_of(&state, bearer(headers)) {
+        Ok(caller) => caller,
         Err(message) => return error_response(StatusCode::UNAUTHORIZED, message),
     };
     if headers.get("version").is_none() {
         return error_response(StatusCode::BAD_REQUEST, "Version header was not found");
     }
 
-    let (window, limit) = {
-        let faults = state.faults.read().unwrap();
-        (faults.rate_window, faults.rate_limit)
-    };
+    let limits = limits_for(&state.faults.read().unwrap(), &quota_key);
     let failure = roll_failure(&state, &route);
-    let limit_headers = match state.quotas.admit(&grant.token, window, limit) {
+    let limit_headers = match state.quotas.admit(&quota_key, limits) {
         Ok(h) => h,
         Err(h) => {
             state.stats.rate_limited.fetch_add(1, Ordering::Relaxed);

@@ -95,7 +95,8 @@ pub struct Faults {
     pub fail_after_share: f64,
     /// Routes failures strike, as `"POST /medias/upload-file"`; empty: all.
     pub fail_routes: Vec<String>,
-    /// API requests allowed per token per 10 s (429 past it); 0 turns it off.
+    /// API requests allowed per 10 s per app at a location, or per Private
+    /// Integration token (429 past it); 0 turns it off.
     pub rate_limit: u32,
     /// How that limit counts: a fixed or a sliding window (the sources do
     /// not say; see [`rules::WindowKind`]).
@@ -113,6 +114,9 @@ pub struct Faults {
     /// saying all: a service that caps such answers, which the sources
     /// neither promise nor rule out. `None`: no cap.
     pub fetch_all_max: Option<u64>,
+    /// Requests a day allowed at a location (by id) where not the
+    /// service's [`rules::DAILY_LIMIT`]: 0 stands for a day used up.
+    pub daily_limits: HashMap<String, u64>,
 }
 
 impl Default for Faults {
@@ -128,6 +132,7 @@ impl Default for Faults {
             bandwidth: None,
             seed: None,
             fetch_all_max: None,
+            daily_limits: HashMap::new(),
         }
     }
 }
@@ -170,8 +175,11 @@ struct AppState {
     stats: Stats,
     throttle: Throttle,
     oauth_clients: Vec<(String, String)>,
-    refresh_tokens: Mutex<HashMap<String, String>>,
+    refresh_tokens: Mutex<HashMap<String, oauth::Holder>>,
     issued: Mutex<HashMap<String, oauth::Issued>>,
+    /// Agency access tokens issued by `/oauth/token`: their company, and
+    /// when they expire.
+    agency_tokens: Mutex<HashMap<String, (String, std::time::Instant)>>,
     revoked: Mutex<std::collections::HashSet<String>>,
     access_token_ttl: std::time::Duration,
     agencies: Mutex<Vec<AgencyGrant>>,
@@ -189,6 +197,17 @@ impl AppState {
             .get(id)
             .cloned()
             .unwrap_or_else(|| id.to_owned())
+    }
+
+    /// The locations an agency's app is installed on now.
+    fn installed_of(&self, company: &str) -> Vec<String> {
+        self.agencies
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|a| a.company == company)
+            .flat_map(|a| a.installed.clone())
+            .collect()
     }
 }
 
@@ -235,10 +254,11 @@ pub enum EmulatorError {
 /// Starts the emulator on `config.listen` (port 0 picks a free one).
 /// Refuses a configuration no request could use.
 fn check_config(config: &EmulatorConfig) -> Result<(), EmulatorError> {
-    if (config.tokens.is_empty() && config.refresh_tokens.is_empty()) || config.locations.is_empty()
-    {
+    let no_tokens =
+        config.tokens.is_empty() && config.refresh_tokens.is_empty() && config.agencies.is_empty();
+    if no_tokens || config.locations.is_empty() {
         return Err(EmulatorError::Config(
-            "give at least one --location, and a --token or a --refresh-token".into(),
+            "give at least one --location, and a --token, a --refresh-token or an --agency".into(),
         ));
     }
     for grant in &config.tokens {
@@ -251,6 +271,21 @@ fn check_config(config: &EmulatorConfig) -> Result<(), EmulatorError> {
         }
     }
     Ok(())
+}
+
+/// Who each refresh token valid at start was issued to.
+fn refresh_holders(
+    locations: &[(String, String)],
+    agencies: &[AgencyGrant],
+) -> HashMap<String, oauth::Holder> {
+    let of_locations = locations
+        .iter()
+        .map(|(token, location)| (token.clone(), oauth::Holder::Location(location.clone())));
+    let of_agencies = agencies.iter().filter_map(|a| {
+        let token = a.refresh_token.clone()?;
+        Some((token, oauth::Holder::Company(a.company.clone())))
+    });
+    of_locations.chain(of_agencies).collect()
 }
 
 /// Fills each empty location as the configuration asks.
@@ -304,8 +339,9 @@ pub async fn start(config: EmulatorConfig) -> Result<RunningEmulator, EmulatorEr
         quotas: quota::Quotas::default(),
         stats: Stats::default(),
         oauth_clients: config.oauth_clients,
-        refresh_tokens: Mutex::new(config.refresh_tokens.into_iter().collect()),
+        refresh_tokens: Mutex::new(refresh_holders(&config.refresh_tokens, &config.agencies)),
         issued: Mutex::new(HashMap::new()),
+        agency_tokens: Mutex::new(HashMap::new()),
         revoked: Mutex::new(Default::default()),
         access_token_ttl: config.access_token_ttl,
         agencies: Mutex::new(config.agencies),
@@ -374,6 +410,7 @@ fn router(state: SharedState) -> Router {
         .route("/_emulator/objects", get(gate::objects))
         .route("/_emulator/revoke", post(oauth::revoke))
         .route("/_emulator/uninstall", post(agency::uninstall))
+        .route("/_emulator/install", post(agency::install))
         .route("/oauth/token", post(oauth::token))
         .route(
             "/oauth/installedLocations",

@@ -19,6 +19,9 @@ use super::SharedState;
 #[derive(Debug, Clone)]
 pub struct Issued {
     pub location: String,
+    /// The OAuth app it was issued to: the service's limits count per app
+    /// per location.
+    pub app: String,
     pub expires: Instant,
     /// The agency (company) it was issued to, for a location token.
     pub company: Option<String>,
@@ -64,11 +67,19 @@ pub fn issue(
         access.clone(),
         Issued {
             location: location.to_owned(),
+            app: client_id.to_owned(),
             expires: Instant::now() + state.access_token_ttl,
             company: company.map(str::to_owned),
         },
     );
     access
+}
+
+/// Whom a refresh token was issued to: a location, or an agency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    Location(String),
+    Company(String),
 }
 
 pub async fn token(
@@ -89,31 +100,63 @@ pub async fn token(
             "Only grant_type=refresh_token is emulated",
         );
     }
-    let location = state
-        .refresh_tokens
-        .lock()
-        .unwrap()
-        .remove(field("refresh_token"));
-    let Some(location) = location else {
+    let mut refresh_tokens = state.refresh_tokens.lock().unwrap();
+    let Some(holder) = refresh_tokens.remove(field("refresh_token")) else {
         return error_response(
             StatusCode::UNAUTHORIZED,
             "Invalid grant: refresh token is invalid or was used",
         );
     };
-    let access = issue(&state, &location, field("client_id"), None);
+    // The spec makes user_type optional; one that names the other kind of
+    // holder is refused (its words a guess), and the refresh token kept.
+    let asked = field("user_type");
+    let kind = match &holder {
+        Holder::Location(_) => "Location",
+        Holder::Company(_) => "Company",
+    };
+    if !asked.is_empty() && asked != kind {
+        refresh_tokens.insert(field("refresh_token").to_owned(), holder);
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            &format!("user_type {asked} does not match this refresh token, which is a {kind}'s"),
+        );
+    }
     let refresh = new_token("rt");
-    state
-        .refresh_tokens
-        .lock()
-        .unwrap()
-        .insert(refresh.clone(), location.clone());
-    Json(json!({
+    refresh_tokens.insert(refresh.clone(), holder.clone());
+    drop(refresh_tokens);
+    let client = field("client_id");
+    let (access, holder_fields) = match &holder {
+        Holder::Location(location) => (
+            issue(&state, location, client, None),
+            json!({"locationId": location, "companyId": "emulated-company"}),
+        ),
+        Holder::Company(company) => (
+            issue_agency(&state, company),
+            json!({"companyId": company, "approvedLocations": state.installed_of(company)}),
+        ),
+    };
+    let mut answer = json!({
         "access_token": access, "token_type": "Bearer",
         "expires_in": state.access_token_ttl.as_secs_f64(), "refresh_token": refresh,
-        "scope": "medias.readonly medias.write", "userType": "Location",
-        "locationId": location, "companyId": "emulated-company", "userId": "emulated-user",
-    }))
-    .into_response()
+        "scope": "medias.readonly medias.write", "userType": kind, "userId": "emulated-user",
+    });
+    answer
+        .as_object_mut()
+        .expect("an object")
+        .extend(holder_fields.as_object().expect("an object").clone());
+    Json(answer).into_response()
+}
+
+/// A new agency (Company) access token, valid for the configured lifetime:
+/// it lists the agency's locations and gets tokens for them, and reaches
+/// no media library itself.
+fn issue_agency(state: &SharedState, company: &str) -> String {
+    let access = new_token("agency");
+    state.agency_tokens.lock().unwrap().insert(
+        access.clone(),
+        (company.to_owned(), Instant::now() + state.access_token_ttl),
+    );
+    access
 }
 
 /// `POST /_emulator/revoke {"token": ...}`: the token stops working, as when

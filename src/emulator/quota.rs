@@ -1,6 +1,7 @@
-//! The service's rate limits as the emulator enforces them: per token, a
-//! window of [`rules::BURST_INTERVAL`] of either kind ([`WindowKind`]) and
-//! a daily quota, with the `X-RateLimit-*` headers telling what is left.
+//! The service's rate limits as the emulator enforces them: per app per
+//! location (a [`QuotaKey`]), a window of [`rules::BURST_INTERVAL`] of
+//! either kind ([`WindowKind`]) and a daily quota, with the `X-RateLimit-*`
+//! headers telling what is left.
 //! These are the emulator's own windows: the client paces itself with its
 //! own (`api::limiter`), and a test only means something if the two differ.
 
@@ -50,8 +51,13 @@ impl FixedWindow {
         if self.has_ended(now) {
             self.max
         } else {
-            self.max - self.used
+            self.max.saturating_sub(self.used)
         }
+    }
+
+    /// A new allowance for the window under way; what it used stays used.
+    fn set_max(&mut self, max: u64) {
+        self.max = max;
     }
 
     fn has_ended(&self, now: Instant) -> bool {
@@ -118,36 +124,70 @@ impl Window {
     }
 }
 
-/// One token's burst window (with the settings it was made for) and day.
+/// Whose requests count together: an app's at one location (the tokens it
+/// gets there one after another share it), or a token's own when it is
+/// tied to no location.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum QuotaKey {
+    AppAtLocation { app: String, location: String },
+    Token(String),
+}
+
+/// The limits a request is counted against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub window: WindowKind,
+    /// Requests per burst interval; 0: no burst limit.
+    pub burst: u32,
+    pub daily: u64,
+}
+
+/// One key's burst window (with the limits it was made for) and day.
 #[derive(Debug)]
 struct Quota {
-    settings: (WindowKind, u32),
+    limits: Limits,
     burst: Window,
     day: FixedWindow,
 }
 
-/// Every token's quota.
+impl Quota {
+    fn new(limits: Limits) -> Self {
+        Quota {
+            limits,
+            burst: Window::new(limits.window, limits.burst.into()),
+            day: FixedWindow::new(limits.daily, rules::DAY),
+        }
+    }
+
+    /// The faults changed: a new burst window of the new kind and size, and
+    /// the day's new allowance.
+    fn update(&mut self, limits: Limits) {
+        if (limits.window, limits.burst) != (self.limits.window, self.limits.burst) {
+            self.burst = Window::new(limits.window, limits.burst.into());
+        }
+        self.day.set_max(limits.daily);
+        self.limits = limits;
+    }
+}
+
+/// Every key's quota.
 #[derive(Debug, Default)]
-pub struct Quotas(Mutex<HashMap<String, Quota>>);
+pub struct Quotas(Mutex<HashMap<QuotaKey, Quota>>);
 
 impl Quotas {
-    /// Counts a request of `token` against a burst limit of `limit` per
-    /// interval (0: none) in a window of `kind`, and against the day. The
-    /// `X-RateLimit-*` headers to send with the answer, or (as the error)
-    /// those of a 429.
-    pub fn admit(&self, token: &str, kind: WindowKind, limit: u32) -> Result<HeaderMap, HeaderMap> {
+    /// Counts a request of `key` against the burst limit in its window and
+    /// against the day. The `X-RateLimit-*` headers to send with the
+    /// answer, or (as the error) those of a 429.
+    pub fn admit(&self, key: &QuotaKey, limits: Limits) -> Result<HeaderMap, HeaderMap> {
         let now = Instant::now();
         let mut quotas = self.0.lock().unwrap();
-        let quota = quotas.entry(token.to_owned()).or_insert_with(|| Quota {
-            settings: (kind, limit),
-            burst: Window::new(kind, limit.into()),
-            day: FixedWindow::new(rules::DAILY_LIMIT, rules::DAY),
-        });
-        if quota.settings != (kind, limit) {
-            // The faults changed: a new window of the new kind and size.
-            quota.settings = (kind, limit);
-            quota.burst = Window::new(kind, limit.into());
+        let quota = quotas
+            .entry(key.clone())
+            .or_insert_with(|| Quota::new(limits));
+        if quota.limits != limits {
+            quota.update(limits);
         }
+        let limit = limits.burst;
         let burst = (limit > 0).then(|| quota.burst.admit(now));
         // A request the burst window refuses is not charged to the day.
         let day = match burst {
@@ -158,7 +198,7 @@ impl Quotas {
         let mut set = |name: &'static str, value: u64| {
             h.insert(name, HeaderValue::from(value));
         };
-        set(headers::LIMIT_DAILY, rules::DAILY_LIMIT);
+        set(headers::LIMIT_DAILY, limits.daily);
         set(headers::DAILY_REMAINING, day.unwrap_or_else(|left| left));
         set(
             headers::INTERVAL_MS,
@@ -232,26 +272,51 @@ mod tests {
         h[name].to_str().unwrap().parse().unwrap()
     }
 
+    fn limits(window: WindowKind, burst: u32) -> Limits {
+        Limits {
+            window,
+            burst,
+            daily: rules::DAILY_LIMIT,
+        }
+    }
+
     #[test]
     fn the_headers_count_down_the_window_and_the_day() {
         let quotas = Quotas::default();
         for kind in [WindowKind::Fixed, WindowKind::Sliding] {
-            let token = format!("{kind:?}");
-            let first = quotas.admit(&token, kind, 2).unwrap();
+            let token = QuotaKey::Token(format!("{kind:?}"));
+            let first = quotas.admit(&token, limits(kind, 2)).unwrap();
             assert_eq!(header(&first, headers::MAX), 2);
             assert_eq!(header(&first, headers::REMAINING), 1);
             assert_eq!(header(&first, headers::INTERVAL_MS), 10_000);
             assert_eq!(header(&first, headers::LIMIT_DAILY), 200_000);
             assert_eq!(header(&first, headers::DAILY_REMAINING), 199_999);
-            let second = quotas.admit(&token, kind, 2).unwrap();
+            let second = quotas.admit(&token, limits(kind, 2)).unwrap();
             assert_eq!(header(&second, headers::REMAINING), 0);
-            let refused = quotas.admit(&token, kind, 2).unwrap_err();
+            let refused = quotas.admit(&token, limits(kind, 2)).unwrap_err();
             assert_eq!(header(&refused, headers::REMAINING), 0);
             // A refused request is not charged to the day.
             assert_eq!(header(&refused, headers::DAILY_REMAINING), 199_998);
-            let after = quotas.admit(&token, kind, 0).unwrap();
+            let after = quotas.admit(&token, limits(kind, 0)).unwrap();
             assert_eq!(header(&after, headers::DAILY_REMAINING), 199_997);
             assert!(after.get(headers::MAX).is_none(), "no burst limit, no max");
         }
+    }
+
+    #[test]
+    fn a_location_whose_day_is_used_up_stops_alone() {
+        let quotas = Quotas::default();
+        let at = |location: &str| QuotaKey::AppAtLocation {
+            app: "app".into(),
+            location: location.into(),
+        };
+        let normal = limits(WindowKind::Sliding, 100);
+        let spent = Limits { daily: 0, ..normal };
+        assert!(quotas.admit(&at("a"), normal).is_ok());
+        let refused = quotas.admit(&at("a"), spent).unwrap_err();
+        assert_eq!(header(&refused, headers::DAILY_REMAINING), 0);
+        assert_eq!(header(&refused, headers::LIMIT_DAILY), 0);
+        let other = quotas.admit(&at("b"), normal).unwrap();
+        assert_eq!(header(&other, headers::DAILY_REMAINING), 199_999);
     }
 }

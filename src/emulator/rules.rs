@@ -102,7 +102,9 @@ pub const MAX_NAME_CHARS: usize = 1024;
 
 /// The page, "Limits and quirks": "Rate limits (docs): 100 requests per 10
 /// seconds per app per location, and 200,000 per day". The emulator counts
-/// per token (one token is one app at one location). "Private Integration
+/// per app per location for the OAuth tokens it issues (each new token of
+/// an app at a location shares the count of the one before), and per token
+/// for a Private Integration token (an integration of its own). "Private Integration
 /// tokens on trial accounts get 25 per 10 s": `--rate-limit 25`.
 pub const BURST_LIMIT: u32 = 100;
 /// The page, same line: "per 10 seconds".
