@@ -319,9 +319,11 @@ async fn a_day_used_up_stops_one_location_only() {
     let acme = agency_client(&emu, LOCATION);
     let bright = agency_client(&emu, OTHER_LOCATION);
     assert!(acme.list_folder_tree().await.is_ok());
-    let mut faults = Faults::default();
-    faults.daily_limits = [(LOCATION.to_owned(), 0)].into();
-    emu.set_faults(faults).await;
+    emu.set_faults(Faults {
+        daily_limits: [(LOCATION.to_owned(), 0)].into(),
+        ..Faults::default()
+    })
+    .await;
     let started = std::time::Instant::now();
     let err = acme.list_folder_tree().await.unwrap_err();
     assert!(

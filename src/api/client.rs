@@ -869,6 +869,11 @@ fn part_file_name(name: &str) -> String {
         .collect()
 }
 
+/// A header's value as a number, if it is one.
+fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
+    headers.get(name)?.to_str().ok()?.trim().parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::part_file_name;
@@ -878,9 +883,4 @@ mod tests {
         assert_eq!(part_file_name("a\nb\r\"c\\d\te.txt"), "a_b__c_d_e.txt");
         assert_eq!(part_file_name("logo été.png"), "logo été.png");
     }
-}
-
-/// A header's value as a number, if it is one.
-fn header_number(headers: &HeaderMap, name: &str) -> Option<u64> {
-    headers.get(name)?.to_str().ok()?.trim().parse().ok()
 }

@@ -234,8 +234,13 @@ impl TokenSource {
             .expires_in
             .map(|s| Instant::now() + Duration::from_secs_f64(s.max(0.0)));
         *self.inner.current.write().unwrap() = Some((Secret::new(answer.access_token), expiry));
-        self.inner.generation.fetch_add(1, Ordering::SeqCst);
-        log::info!("refreshed the {what} access token");
+        let before = self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        match before {
+            0 if matches!(self.inner.renewal, Renewal::FromAgency(_)) => {
+                log::info!("got the {what} access token")
+            }
+            _ => log::info!("refreshed the {what} access token"),
+        }
         Ok(true)
     }
 }

@@ -2,6 +2,7 @@
 //! `mediafs status`, `mediafs check` and `mediafs emulator`; the same binary is the mount
 //! helper `mount.fuse.mediafs` when called by that name.
 
+mod agency;
 mod cache_lock;
 mod check;
 mod emulator;

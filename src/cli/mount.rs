@@ -16,7 +16,7 @@ use crate::api::client::DEFAULT_BASE_URL;
 use crate::api::token::{OAuthConfig, UserType};
 use crate::api::{ApiError, ClientConfig, DeleteStatus, MediaClient, Secret, TokenSource};
 use crate::emulator::{self, EmulatorConfig, Faults, TokenGrant};
-use crate::fs::{FsConfig, MediaFs, Stale};
+use crate::fs::{FsConfig, MediaFs, Served, Stale};
 use crate::fuse::FuseAdapter;
 
 use super::out;
@@ -42,7 +42,7 @@ pub struct MountOptions {
     /// Where staging files, cached content and set times are kept
     /// [default: ~/.cache/mediafs/LOCATION].
     #[arg(long, value_parser = super::absolute_path)]
-    cache_dir: Option<PathBuf>,
+    pub(super) cache_dir: Option<PathBuf>,
     /// Seconds a listing is trusted before the service is asked again; changes
     /// made elsewhere show within this time.
     #[arg(long, default_value_t = 5.0)]
@@ -68,8 +68,17 @@ pub struct MountOptions {
 #[derive(Debug, Args)]
 pub struct ServiceArgs {
     /// The location (sub-account) whose media library to mount.
-    #[arg(long)]
-    pub(super) location: String,
+    #[arg(long, required_unless_present = "agency", conflicts_with = "agency")]
+    location: Option<String>,
+    /// Mount an agency instead: one folder per sub-account its app is
+    /// installed on. COMPANY_ID is the agency's id; the token, or the OAuth
+    /// client and refresh token, are the agency's (Company) own.
+    #[arg(long, value_name = "COMPANY_ID")]
+    pub(super) agency: Option<String>,
+    /// With --agency: the marketplace app whose installations are listed
+    /// [default: the OAuth client id up to its first '-'].
+    #[arg(long, requires = "agency")]
+    app_id: Option<String>,
     /// The API's base URL.
     #[arg(long, default_value = DEFAULT_BASE_URL, value_parser = super::http_url)]
     pub(super) base_url: String,
@@ -112,8 +121,44 @@ pub struct DemoArgs {
     /// Where the emulator keeps the demo library [default: a fresh temp dir].
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Mount a demo agency instead: three sub-accounts side by side.
+    #[arg(long)]
+    agency: bool,
     #[command(flatten)]
     mount: MountOptions,
+}
+
+impl ServiceArgs {
+    /// The location given (none with --agency).
+    pub(super) fn location(&self) -> &str {
+        self.location.as_deref().unwrap_or_default()
+    }
+
+    /// Whose token it is, as `/oauth/token`'s user_type says.
+    fn user_type(&self) -> UserType {
+        match self.agency {
+            Some(_) => UserType::Company,
+            None => UserType::Location,
+        }
+    }
+
+    /// The app whose installations an agency mount lists.
+    fn app_id(&self) -> Result<String, String> {
+        let from_client = self
+            .oauth_client_id
+            .as_deref()
+            .and_then(|id| id.split('-').next())
+            .filter(|id| !id.is_empty());
+        self.app_id
+            .as_deref()
+            .or(from_client)
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                "--agency needs the app's id: --app-id, or --oauth-client-id (whose first part \
+                 is the app's id)"
+                    .into()
+            })
+    }
 }
 
 /// The access token from --token-file or MEDIAFS_TOKEN, if either is given.
@@ -143,7 +188,7 @@ pub(super) fn token_source(args: &ServiceArgs) -> Result<TokenSource, String> {
                 client_id: client_id.clone(),
                 client_secret: Secret::new(secret),
                 refresh_token_file: refresh_token_file.clone(),
-                user_type: UserType::Location,
+                user_type: args.user_type(),
             };
             Ok(TokenSource::oauth(oauth, given))
         }
@@ -153,7 +198,7 @@ pub(super) fn token_source(args: &ServiceArgs) -> Result<TokenSource, String> {
     }
 }
 
-fn default_cache_dir(location: &str) -> PathBuf {
+pub(super) fn default_cache_dir(location: &str) -> PathBuf {
     let base = std::env::var_os("XDG_CACHE_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
@@ -175,10 +220,10 @@ fn access_problem(e: &ApiError, location: &str, base_url: &str) -> String {
     }
 }
 
-fn fuse_config(opts: &MountOptions, location: &str) -> Config {
+fn fuse_config(opts: &MountOptions, fsname: &str) -> Config {
     let mut config = Config::default();
     config.mount_options = vec![
-        MountOption::FSName(format!("mediafs:{location}")),
+        MountOption::FSName(fsname.to_owned()),
         // fuser's own mount(2), as root, drops Subtype: as an option the
         // kernel reads, the type is fuse.mediafs however the mount is made.
         MountOption::CUSTOM("subtype=mediafs".into()),
@@ -216,9 +261,18 @@ pub type OnReady = Box<dyn FnOnce(&Path) + Send>;
 
 pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<ExitCode, String> {
     let token = token_source(&args.service)?;
+    if let Some(company) = &args.service.agency {
+        let agency = super::agency::Agency {
+            base_url: &args.service.base_url,
+            company,
+            app_id: &args.service.app_id()?,
+        };
+        return super::agency::mount_agency(agency, token, &args.mountpoint, &args.mount, on_ready)
+            .await;
+    }
     mount_location(
         &args.service.base_url,
-        &args.service.location,
+        args.service.location(),
         token,
         &args.mountpoint,
         &args.mount,
@@ -236,6 +290,37 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
             temp_data.path().to_path_buf()
         }
     };
+    std::fs::create_dir_all(&args.mountpoint).map_err(|e| {
+        format!(
+            "cannot make the mountpoint {}: {e}",
+            args.mountpoint.display()
+        )
+    })?;
+    let mut opts = args.mount;
+    let mut demo_cache = None;
+    if opts.cache_dir.is_none() {
+        let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
+        opts.cache_dir = Some(dir.path().to_path_buf());
+        demo_cache = Some(dir);
+    }
+    let result = if args.agency {
+        super::agency::run_demo(&args.mountpoint, &data_dir, opts, on_ready).await
+    } else {
+        demo_location(&args.mountpoint, data_dir, opts, on_ready).await
+    };
+    if let Some(dir) = demo_cache {
+        keep_if_pending(dir);
+    }
+    result
+}
+
+/// `mediafs demo`: one location with the demo library, mounted.
+async fn demo_location(
+    mountpoint: &Path,
+    data_dir: PathBuf,
+    opts: MountOptions,
+    on_ready: OnReady,
+) -> Result<ExitCode, String> {
     let (token, location) = ("demo-token", "demo-location");
     let emulator = emulator::start(EmulatorConfig {
         listen: "127.0.0.1:0".parse().expect("a valid address"),
@@ -254,44 +339,28 @@ pub async fn run_demo(args: DemoArgs, on_ready: OnReady) -> Result<ExitCode, Str
     })
     .await
     .map_err(|e| format!("cannot start the emulator: {e}"))?;
-    std::fs::create_dir_all(&args.mountpoint).map_err(|e| {
-        format!(
-            "cannot make the mountpoint {}: {e}",
-            args.mountpoint.display()
-        )
-    })?;
     out::note(format_args!(
         "mediafs demo: emulator with the demo library at {} (location {location}, token \
          {token}: other tools reach it with MEDIAFS_TOKEN={token} and --base-url {} \
          --location {location})",
         emulator.base_url, emulator.base_url
     ));
-    let mut opts = args.mount;
-    let mut demo_cache = None;
-    if opts.cache_dir.is_none() {
-        let dir = tempfile::tempdir().map_err(|e| format!("cannot make a temp dir: {e}"))?;
-        opts.cache_dir = Some(dir.path().to_path_buf());
-        demo_cache = Some(dir);
-    }
     let result = mount_location(
         &emulator.base_url,
         location,
         TokenSource::fixed(Secret::new(token)),
-        &args.mountpoint,
+        mountpoint,
         &opts,
         on_ready,
     )
     .await;
     emulator.stop().await;
-    if let Some(dir) = demo_cache {
-        keep_if_pending(dir);
-    }
     result
 }
 
 /// A temporary cache that still holds uploads not stored stays, and says
 /// where: removing it would lose them.
-fn keep_if_pending(cache: tempfile::TempDir) {
+pub(super) fn keep_if_pending(cache: tempfile::TempDir) {
     let pending = crate::fs::spool_status(cache.path()).map_or(0, |r| r.len());
     if pending > 0 {
         let path = cache.keep();
@@ -322,7 +391,7 @@ fn refuse_stacking(mountpoint: &Path) -> Result<(), String> {
 }
 
 /// The core's configuration from the mount's options.
-fn fs_config(opts: &MountOptions, cache_dir: PathBuf) -> FsConfig {
+pub(super) fn fs_config(opts: &MountOptions, cache_dir: PathBuf) -> FsConfig {
     let mut config = FsConfig::new(cache_dir);
     config.metadata_ttl = Duration::from_secs_f64(opts.metadata_ttl);
     config.read_only = opts.read_only
@@ -340,14 +409,9 @@ fn fs_config(opts: &MountOptions, cache_dir: PathBuf) -> FsConfig {
     config
 }
 
-async fn mount_location(
-    base_url: &str,
-    location: &str,
-    token: TokenSource,
-    mountpoint: &Path,
-    opts: &MountOptions,
-    on_ready: OnReady,
-) -> Result<ExitCode, String> {
+/// Checks the mount's options and the mountpoint, and makes what this
+/// process writes its user's alone.
+pub(super) fn prepare(mountpoint: &Path, opts: &MountOptions) -> Result<(), String> {
     if !opts.metadata_ttl.is_finite() || opts.metadata_ttl < 0.0 {
         return Err("--metadata-ttl must be a number of seconds, 0 or more".into());
     }
@@ -356,10 +420,27 @@ async fn mount_location(
     // is the user's alone, whatever umask it was started with.
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(0o077) };
-    let mut client_config = ClientConfig::new(base_url, location);
-    client_config.rate_limit =
-        (opts.rate_limit > 0).then_some((opts.rate_limit, Duration::from_secs(10)));
-    let client = MediaClient::new(client_config, token).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// The client settings the mount's options give, for `location`.
+pub(super) fn client_config(base_url: &str, location: &str, opts: &MountOptions) -> ClientConfig {
+    let mut config = ClientConfig::new(base_url, location);
+    config.rate_limit = (opts.rate_limit > 0).then_some((opts.rate_limit, Duration::from_secs(10)));
+    config
+}
+
+async fn mount_location(
+    base_url: &str,
+    location: &str,
+    token: TokenSource,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    on_ready: OnReady,
+) -> Result<ExitCode, String> {
+    prepare(mountpoint, opts)?;
+    let client = MediaClient::new(client_config(base_url, location, opts), token)
+        .map_err(|e| e.to_string())?;
     client
         .verify_access()
         .await
@@ -374,11 +455,31 @@ async fn mount_location(
     let cache_dir = config.cache_dir.clone();
     let fs = MediaFs::new(Arc::new(client), config)
         .map_err(|e| format!("cannot prepare the cache dir {}: {e}", cache_dir.display()))?;
-    let fs = Arc::new(fs);
+    let mounted = Mounted {
+        fsname: format!("mediafs:{location}"),
+        what: format!("location {location}"),
+    };
+    serve_mount(Arc::new(fs), mountpoint, opts, mounted, on_ready).await
+}
+
+/// How a mount names itself: in the mount table, and to the user.
+pub(super) struct Mounted {
+    pub fsname: String,
+    pub what: String,
+}
+
+/// Mounts `fs` on `mountpoint`, says so, and serves it until it stops.
+pub(super) async fn serve_mount<F: Served>(
+    fs: Arc<F>,
+    mountpoint: &Path,
+    opts: &MountOptions,
+    mounted: Mounted,
+    on_ready: OnReady,
+) -> Result<ExitCode, String> {
     let uploads = tokio::spawn(fs.clone().run_uploads());
     let tasks = TaskTracker::new();
     let adapter = FuseAdapter::new(fs.clone(), tokio::runtime::Handle::current(), tasks.clone());
-    let fuse_config = fuse_config(opts, location);
+    let fuse_config = fuse_config(opts, &mounted.fsname);
     let signals = Signals::listen()?;
     let mp = mountpoint.to_path_buf();
     let session =
@@ -387,7 +488,7 @@ async fn mount_location(
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("cannot mount on {}: {e}", mountpoint.display()))?;
     let notifier = session.notifier();
-    fs.on_stale(move |stale| {
+    fs.on_stale(Box::new(move |stale| {
         // Off the request's thread: the kernel may hold the folder's lock
         // until the request that got here is answered.
         let notifier = notifier.clone();
@@ -398,9 +499,10 @@ async fn mount_location(
             // A negative offset drops the attributes only.
             Stale::Attributes(ino) => notifier.inval_inode(fuser::INodeNo(ino), -1, 0),
         });
-    });
+    }));
     out::note(format_args!(
-        "mediafs: location {location} mounted at {}; Ctrl-C or `mediafs unmount {}` unmounts",
+        "mediafs: {} mounted at {}; Ctrl-C or `mediafs unmount {}` unmounts",
+        mounted.what,
         mountpoint.display(),
         mountpoint.display()
     ));

@@ -34,7 +34,7 @@ use tokio::time::{sleep, timeout, Instant};
 use tokio_util::task::TaskTracker;
 
 use super::mounts::{self, MountEntry, UnmountError};
-use crate::fs::{Backend, MediaFs};
+use crate::fs::Served;
 use crate::fuse::FuseAdapter;
 
 /// Exit codes besides 0 (everything stored, unmounted) and 2 (bad usage,
@@ -107,7 +107,7 @@ impl Signals {
 struct SessionLoop(ManuallyDrop<fuser::BackgroundSession>);
 
 impl SessionLoop {
-    fn start<B: Backend>(session: fuser::Session<FuseAdapter<B>>) -> Result<Self, String> {
+    fn start<F: Served>(session: fuser::Session<FuseAdapter<F>>) -> Result<Self, String> {
         session
             .spawn()
             .map(|s| SessionLoop(ManuallyDrop::new(s)))
@@ -136,8 +136,8 @@ impl SessionLoop {
 }
 
 /// What a mount serves, handed over for as long as it runs.
-pub struct Serving<B: Backend> {
-    pub fs: Arc<MediaFs<B>>,
+pub struct Serving<F: Served> {
+    pub fs: Arc<F>,
     /// The requests in flight.
     pub tasks: TaskTracker,
     /// The background write-back uploads.
@@ -191,9 +191,9 @@ pub struct Summary {
 
 /// Serves the mount until it is unmounted or asked to stop, then stops as
 /// the module docs say.
-pub async fn serve<B: Backend>(
-    session: fuser::Session<FuseAdapter<B>>,
-    serving: Serving<B>,
+pub async fn serve<F: Served>(
+    session: fuser::Session<FuseAdapter<F>>,
+    serving: Serving<F>,
     mut signals: Signals,
 ) -> Result<ExitCode, String> {
     let mountpoint = mounts::absolute(&serving.mountpoint).map_err(|e| {
@@ -217,12 +217,12 @@ pub async fn serve<B: Backend>(
     let ending = stop.run(asked, &mut signals).await;
     serving.uploads.abort();
     let summary = stop.summarize(ending);
-    save(&summary, &serving.fs.config().cache_dir);
+    save(&summary, serving.fs.cache_dir());
     Ok(ExitCode::from(summary.exit_code))
 }
 
-struct Stop<B: Backend> {
-    fs: Arc<MediaFs<B>>,
+struct Stop<F: Served> {
+    fs: Arc<F>,
     tasks: TaskTracker,
     session: SessionLoop,
     mountpoint: PathBuf,
@@ -231,7 +231,7 @@ struct Stop<B: Backend> {
     stored_before: u64,
 }
 
-impl<B: Backend> Stop<B> {
+impl<F: Served> Stop<F> {
     async fn run(&mut self, asked: Option<Ask>, signals: &mut Signals) -> Ending {
         let how = match self.take_off(asked, signals).await {
             Ok(how) => how,
@@ -240,9 +240,9 @@ impl<B: Backend> Stop<B> {
         let owed = async {
             tokio::select! {
                 () = self.session.ended() => {}
-                () = writers_closed(&self.fs) => {}
+                () = writers_closed(&*self.fs) => {}
             }
-            finish_in_flight(&self.fs, &self.tasks).await;
+            finish_in_flight(&*self.fs, &self.tasks).await;
         };
         if self.or_at_once(signals, owed).await.is_none() {
             return self.at_once(Some(how));
@@ -268,7 +268,7 @@ impl<B: Backend> Stop<B> {
             return Ok(How::ByOthers);
         };
         log::info!("{ask}: stopping; in progress: {}; {AGAIN}", self.progress());
-        let in_flight = finish_in_flight(&self.fs, &self.tasks);
+        let in_flight = finish_in_flight(&*self.fs, &self.tasks);
         if self.or_at_once(signals, in_flight).await.is_none() {
             return Err(self.at_once(None));
         }
@@ -419,7 +419,7 @@ impl<B: Backend> Stop<B> {
     }
 
     fn summarize(&self, ending: Ending) -> Summary {
-        let cache_dir = &self.fs.config().cache_dir;
+        let cache_dir = self.fs.cache_dir();
         let left_in_spool = crate::fs::spool_status(cache_dir).map_or(0, |r| r.len());
         let stored = self.fs.upload_counts().stored - self.stored_before;
         let exit_code = if ending.at_once.is_some() {
@@ -445,7 +445,7 @@ impl<B: Backend> Stop<B> {
 }
 
 /// Resolves once nothing is in flight and the write-back queue is empty.
-async fn finish_in_flight<B: Backend>(fs: &MediaFs<B>, tasks: &TaskTracker) {
+async fn finish_in_flight<F: Served>(fs: &F, tasks: &TaskTracker) {
     // `wait` resolves once the tracker is closed and empty; new requests
     // may still be spawned on it, and it is reopened for the next wait.
     tasks.close();
@@ -455,7 +455,7 @@ async fn finish_in_flight<B: Backend>(fs: &MediaFs<B>, tasks: &TaskTracker) {
 }
 
 /// Resolves once no file is open for writing.
-async fn writers_closed<B: Backend>(fs: &MediaFs<B>) {
+async fn writers_closed<F: Served>(fs: &F) {
     while fs.open_for_writing() > 0 {
         sleep(Duration::from_millis(100)).await;
     }

@@ -160,11 +160,26 @@ fn issue_agency(state: &SharedState, company: &str) -> String {
 }
 
 /// `POST /_emulator/revoke {"token": ...}`: the token stops working, as when
-/// a user deletes a Private Integration or uninstalls an app.
+/// a user deletes a Private Integration or uninstalls an app. With
+/// `{"location": ...}` instead, every token issued for that location stops
+/// (the app stays installed: a new one can be got).
 pub async fn revoke(
     State(state): State<SharedState>,
     Json(body): Json<serde_json::Value>,
 ) -> StatusCode {
+    if let Some(location) = body["location"].as_str() {
+        let mut issued = state.issued.lock().unwrap();
+        let ended: Vec<String> = issued
+            .iter()
+            .filter(|(_, i)| i.location == location)
+            .map(|(t, _)| t.clone())
+            .collect();
+        for token in ended {
+            issued.remove(&token);
+            state.revoked.lock().unwrap().insert(token);
+        }
+        return StatusCode::NO_CONTENT;
+    }
     let token = body["token"].as_str().unwrap_or_default().to_owned();
     state.revoked.lock().unwrap().insert(token.clone());
     state.issued.lock().unwrap().remove(&token);

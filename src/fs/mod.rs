@@ -8,6 +8,7 @@
 //! (staging, the checks and the store-then-replace protocol, the write-back
 //! spool). The operations here tie them together.
 
+pub mod agency;
 pub mod backend;
 mod clock;
 mod commit;
@@ -19,6 +20,7 @@ mod namespace;
 mod prefetch;
 mod reader;
 mod rename;
+mod served;
 mod times;
 mod trash;
 mod uploader;
@@ -30,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 pub use write_back::spool_status;
 
+pub use agency::{Agency, Locations};
 pub use backend::Backend;
 pub use clock::Clock;
 pub use dir_ops::RenameFlags;
@@ -37,6 +40,7 @@ pub use file_ops::{OpenMode, SetAttr};
 use namespace::{FolderKey, Namespace};
 pub use namespace::{Ino, ROOT};
 use reader::Reader;
+pub use served::Served;
 use times::TimeStore;
 pub use uploader::UploadCounts;
 use uploader::{Unnamed, Uploader};
@@ -189,7 +193,8 @@ pub enum Stale {
     Attributes(Ino),
 }
 
-type StaleReport = Box<dyn Fn(Stale) + Send + Sync>;
+/// How stale kernel caches are reported (see [`Served::on_stale`]).
+pub type StaleReport = Box<dyn Fn(Stale) + Send + Sync>;
 
 /// The filesystem over one location's library.
 pub struct MediaFs<B: Backend> {

@@ -14,6 +14,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use chrono::{DateTime, Utc};
+
 use crate::api::MediaObject;
 
 /// The longest entry name Linux allows, in bytes.
@@ -61,7 +63,30 @@ fn with_suffix(name: &str, suffix: &str) -> String {
 
 /// Entry names for the objects of one folder, index for index.
 pub fn entry_names(objects: &[MediaObject]) -> Vec<String> {
-    let escaped: Vec<String> = objects.iter().map(|o| escape(&o.name, &o.id)).collect();
+    let named: Vec<Named> = objects
+        .iter()
+        .map(|o| Named {
+            name: &o.name,
+            id: &o.id,
+            created: o.created_at,
+        })
+        .collect();
+    distinct_names(&named)
+}
+
+/// Something with a name to show, an id that tells it apart, and maybe
+/// the time it was made.
+#[derive(Debug, Clone, Copy)]
+pub struct Named<'a> {
+    pub name: &'a str,
+    pub id: &'a str,
+    pub created: Option<DateTime<Utc>>,
+}
+
+/// Entry names, index for index, escaped and told apart as the module
+/// docs say: the oldest (then the lowest id) keeps the plain name.
+pub fn distinct_names(items: &[Named]) -> Vec<String> {
+    let escaped: Vec<String> = items.iter().map(|o| escape(o.name, o.id)).collect();
     let mut groups: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, name) in escaped.iter().enumerate() {
         groups.entry(name.as_str()).or_default().push(i);
@@ -72,19 +97,17 @@ pub fn entry_names(objects: &[MediaObject]) -> Vec<String> {
     for (name, mut members) in groups {
         // Oldest first; the id breaks ties, so the order is the same every time.
         members.sort_by(|&a, &b| {
-            let (oa, ob) = (&objects[a], &objects[b]);
-            oa.created_at
-                .cmp(&ob.created_at)
-                .then_with(|| oa.id.cmp(&ob.id))
+            let (oa, ob) = (&items[a], &items[b]);
+            oa.created.cmp(&ob.created).then_with(|| oa.id.cmp(ob.id))
         });
         taken.insert(name.to_owned());
         losers.extend(members.into_iter().skip(1));
     }
-    losers.sort_by(|&a, &b| objects[a].id.cmp(&objects[b].id));
+    losers.sort_by(|&a, &b| items[a].id.cmp(items[b].id));
     for i in losers {
-        let short = with_suffix(&escaped[i], &format!(" ~{}", short_id(&objects[i].id)));
+        let short = with_suffix(&escaped[i], &format!(" ~{}", short_id(items[i].id)));
         let name = if taken.contains(&short) {
-            with_suffix(&escaped[i], &format!(" ~{}", objects[i].id))
+            with_suffix(&escaped[i], &format!(" ~{}", items[i].id))
         } else {
             short
         };

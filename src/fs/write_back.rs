@@ -34,8 +34,27 @@ impl<B: Backend> MediaFs<B> {
     }
 }
 
-/// `mediafs status`: what a cache dir's spool holds.
+/// `mediafs status`: what a cache dir's spool holds, and for an agency
+/// mount's, those of its locations (their ids before the entries' keys).
 pub fn spool_status(cache_dir: &std::path::Path) -> std::io::Result<Vec<(String, SpoolRecord)>> {
+    let mut records = own_spool(cache_dir)?;
+    let locations = cache_dir.join(super::agency::LOCATIONS_DIR);
+    if let Ok(dirs) = std::fs::read_dir(&locations) {
+        for dir in dirs {
+            let dir = dir?;
+            let id = dir.file_name().to_string_lossy().into_owned();
+            let theirs = own_spool(&dir.path())?;
+            records.extend(
+                theirs
+                    .into_iter()
+                    .map(|(key, r)| (format!("{id}/{key}"), r)),
+            );
+        }
+    }
+    Ok(records)
+}
+
+fn own_spool(cache_dir: &std::path::Path) -> std::io::Result<Vec<(String, SpoolRecord)>> {
     let dir = cache_dir.join("spool");
     if !dir.exists() {
         return Ok(Vec::new());

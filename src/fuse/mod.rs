@@ -14,10 +14,10 @@ use fuser::{
 };
 use tokio_util::task::TaskTracker;
 
-use crate::fs::{Attr, Backend, Errno, FileKind, MediaFs, OpenMode, RenameFlags, SetAttr};
+use crate::fs::{Attr, Errno, FileKind, OpenMode, RenameFlags, Served, SetAttr};
 
-pub struct FuseAdapter<B: Backend> {
-    fs: Arc<MediaFs<B>>,
+pub struct FuseAdapter<F: Served> {
+    fs: Arc<F>,
     runtime: tokio::runtime::Handle,
     /// Requests being served; waited for before the process exits.
     tasks: TaskTracker,
@@ -25,9 +25,9 @@ pub struct FuseAdapter<B: Backend> {
     ttl: Duration,
 }
 
-impl<B: Backend> FuseAdapter<B> {
-    pub fn new(fs: Arc<MediaFs<B>>, runtime: tokio::runtime::Handle, tasks: TaskTracker) -> Self {
-        let ttl = fs.config().metadata_ttl;
+impl<F: Served> FuseAdapter<F> {
+    pub fn new(fs: Arc<F>, runtime: tokio::runtime::Handle, tasks: TaskTracker) -> Self {
+        let ttl = fs.ttl();
         FuseAdapter {
             fs,
             runtime,
@@ -36,7 +36,7 @@ impl<B: Backend> FuseAdapter<B> {
         }
     }
 
-    fn spawn<F: std::future::Future<Output = ()> + Send + 'static>(&self, task: F) {
+    fn spawn<T: std::future::Future<Output = ()> + Send + 'static>(&self, task: T) {
         let _guard = self.runtime.enter();
         self.tasks.spawn(task);
     }
@@ -89,7 +89,7 @@ fn open_flags(fs: &FopenFlags, keep_cache: bool) -> FopenFlags {
     }
 }
 
-impl<B: Backend> Filesystem for FuseAdapter<B> {
+impl<F: Served> Filesystem for FuseAdapter<F> {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> std::io::Result<()> {
         // O_TRUNC arrives with open, so a rewrite is one upload, not an
         // emptying followed by a rewrite.

@@ -212,6 +212,19 @@ impl Mounted {
         token: &str,
         extra: &[&str],
     ) -> Result<Mounted, String> {
+        Self::try_mount(dir, emu, cache_dir, token, &["--location", LOCATION], extra)
+    }
+
+    /// Mounts `target` (`--location ID`, or `--agency COMPANY ...`) with
+    /// `token` in `MEDIAFS_TOKEN`.
+    pub fn try_mount(
+        dir: tempfile::TempDir,
+        emu: &EmulatorProcess,
+        cache_dir: &Path,
+        token: &str,
+        target: &[&str],
+        extra: &[&str],
+    ) -> Result<Mounted, String> {
         let log = dir.path().with_extension("log");
         // `RUST_LOG=...` among the arguments sets the mount's log filter.
         let log_filter = extra
@@ -227,7 +240,8 @@ impl Mounted {
         let mut child = Command::new(BIN)
             .arg("mount")
             .arg(dir.path())
-            .args(["--location", LOCATION, "--base-url", &emu.base_url])
+            .args(target)
+            .args(["--base-url", &emu.base_url])
             .args(if extra.contains(&"--metadata-ttl") {
                 &[][..]
             } else {

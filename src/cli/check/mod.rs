@@ -57,6 +57,13 @@ const TIMED_CALLS: usize = 3;
 const SLOW_ROUND_TRIP: Duration = Duration::from_secs(1);
 
 pub async fn run(args: CheckArgs) -> Result<ExitCode, String> {
+    if args.service.agency.is_some() {
+        return Err(
+            "mediafs check checks one location: give --location and that location's token \
+             (an agency mount lists its locations when it starts, and says if it cannot)"
+                .into(),
+        );
+    }
     let token = match token_source(&args.service) {
         Ok(token) => token,
         Err(message) => {
@@ -76,7 +83,8 @@ fn print(args: &CheckArgs, report: &Report, made: &str) -> Result<ExitCode, Stri
     let service = &args.service;
     let mut lines = vec![format!(
         "mediafs check: location {} at {}",
-        service.location, service.base_url
+        service.location(),
+        service.base_url
     )];
     lines.extend(report.lines());
     lines.push(format!("{made}; nothing in the library was changed."));
@@ -133,7 +141,7 @@ struct Checker {
 
 impl Checker {
     fn new(args: CheckArgs, token: TokenSource) -> Result<Checker, String> {
-        let mut config = ClientConfig::new(&args.service.base_url, &args.service.location);
+        let mut config = ClientConfig::new(&args.service.base_url, args.service.location());
         config.rate_limit = None;
         config.max_retries = 0;
         config.request_timeout = Duration::from_secs(30);
@@ -154,7 +162,7 @@ impl Checker {
     }
 
     fn location(&self) -> String {
-        self.args.service.location.clone()
+        self.args.service.location().to_owned()
     }
 
     fn set(&mut self, item: Item, verdict: Verdict, says: impl Into<String>) {
