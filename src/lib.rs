@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod atomic_file;
+pub mod cache_lock;
 pub mod cli;
 pub mod emulator;
 pub mod fs;

@@ -227,7 +227,7 @@ fn a_location_the_app_leaves_is_gone_within_the_ttl_and_the_others_go_on() {
 }
 
 #[test]
-fn a_revoked_location_token_is_replaced_from_the_agency_token() {
+fn revoked_tokens_are_replaced_or_outlived() {
     let emu = agency_emulator(&[]);
     let cache = tempfile::tempdir().unwrap();
     let m = mount_agency(&emu, cache.path(), &[]);
@@ -238,6 +238,22 @@ fn a_revoked_location_token_is_replaced_from_the_agency_token() {
     assert!(
         m.log()
             .contains("refreshed the agency's location access token"),
+        "{}",
+        m.log()
+    );
+    // The agency's own token revoked: the locations cannot be listed
+    // again, and the root shows them as last listed; a location whose
+    // token still works goes on.
+    post(&emu, "/_emulator/revoke", json!({"token": AGENCY_TOKEN}));
+    std::thread::sleep(Duration::from_millis(1200));
+    let root = ok(&format!("ls -1 {}", m.at("")));
+    assert_eq!(root.lines().count(), 3, "{root}");
+    ok(&format!(
+        "echo three > {}",
+        m.at(&format!("{ACME}/three.txt"))
+    ));
+    assert!(
+        m.log().contains("listing the agency's locations failed"),
         "{}",
         m.log()
     );
@@ -339,4 +355,59 @@ fn one_location_out_of_requests_leaves_the_others_answering() {
     );
     ok(&format!("ls {}", m.at(ACME)));
     ok(&format!("echo ok > {}", m.at(&format!("{ACME}/ok.txt"))));
+}
+
+/// A profile holds the agency's settings; a flag given overrides one of
+/// them, and `mediafs profiles` lists it with the state of its token file.
+#[test]
+fn an_agency_mounted_from_a_profile() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = agency_emulator(&[]);
+    let home = tempfile::tempdir().unwrap();
+    let token_file = home.path().join("agency.token");
+    std::fs::write(&token_file, format!("{AGENCY_TOKEN}\n")).unwrap();
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let config = home.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[profiles.clients]\nagency = \"{COMPANY}\"\napp_id = \"{APP}\"\n\
+             base_url = \"http://127.0.0.1:1\"\ntoken_file = \"{}\"\nread_only = true\n",
+            token_file.display()
+        ),
+    )
+    .unwrap();
+    let listed = ok(&format!(
+        "MEDIAFS_CONFIG={} {} profiles",
+        q(&config),
+        common::mount::BIN
+    ));
+    assert!(
+        listed.contains(&format!(
+            "clients: agency {COMPANY} at http://127.0.0.1:1; token in {}",
+            token_file.display()
+        )),
+        "{listed}"
+    );
+    // The profile's dead base URL is overridden by the one given.
+    let cache = tempfile::tempdir().unwrap();
+    let config_arg = format!("MEDIAFS_CONFIG={}", config.display());
+    let m = Mounted::try_mount(
+        tempfile::tempdir().unwrap(),
+        &emu,
+        cache.path(),
+        "not-the-agency-token",
+        &["--profile", "clients"],
+        &[config_arg.as_str()],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let root = ok(&format!("ls -1 {}", m.at("")));
+    assert_eq!(root.lines().count(), 3, "{root}");
+    let out = sh(&format!("touch {}", m.at(&format!("{ACME}/x"))));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("Read-only file system"),
+        "the profile's read_only holds"
+    );
+    assert!(m.log().contains("profile clients"), "{}", m.log());
+    assert!(m.unmount().success());
 }

@@ -92,6 +92,14 @@ impl AgencyClient {
         loop {
             let page = self.page_with_retries(skip).await?;
             let listed = page.locations.len();
+            // A service that ignored `skip` would answer the same page forever.
+            let repeats = page
+                .locations
+                .first()
+                .is_some_and(|l| found.iter().any(|f: &InstalledLocation| f.id == l.id));
+            if repeats {
+                return Ok(found);
+            }
             found.extend(
                 page.locations
                     .into_iter()

@@ -68,7 +68,7 @@ pub async fn mount_agency(
         .cache_dir
         .clone()
         .unwrap_or_else(|| mount::default_cache_dir(&format!("agency-{}", agency.company)));
-    let _one_mount_per_cache_dir = super::cache_lock::lock(&cache_dir)?;
+    let _one_mount_per_cache_dir = crate::cache_lock::lock(&cache_dir)?;
     let fs = AgencyFs::new(client, mount::fs_config(opts, cache_dir.clone()))
         .map_err(|e| format!("cannot prepare the cache dir {}: {e}", cache_dir.display()))?;
     let count = fs.start().await.map_err(|e| listing_problem(&e, &agency))?;

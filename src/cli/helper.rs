@@ -82,6 +82,7 @@ use Becomes::{Dropped, Fuse, Switch, Value};
 
 /// Every option the helper knows: its syntax, what it becomes, and its help.
 const OPTIONS: &[(&str, Becomes, &str)] = &[
+    ("profile=NAME", Value("--profile"), "the settings of a profile in ~/.config/mediafs/config.toml of the user mounting; the first field is then the profile's name, or a location id"),
     ("token_file=FILE", Value("--token-file"), "the file holding the token (Private Integration or OAuth access token)"),
     ("base_url=URL", Value("--base-url"), "the API's base URL"),
     ("cache_dir=DIR", Value("--cache-dir"), "staging files, cached content and set times [default: ~/.cache/mediafs/LOCATION of the user mounting]"),
@@ -168,6 +169,7 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, St
         let words: Vec<_> = mount.iter().map(|w| w.to_string_lossy()).collect();
         eprintln!("{NAME}: {}", words.join(" "));
     }
+    let mount = super::profiles::expand(mount)?;
     let cli = Cli::try_parse_from(&mount).map_err(|e| {
         let rendered = e.render().to_string();
         let first = rendered.lines().next().unwrap_or_default().to_owned();
@@ -194,7 +196,15 @@ fn mount_command(args: &HelperArgs) -> Result<Vec<OsString>, String> {
     }
     let mut argv: Vec<OsString> = vec!["mediafs".into(), "mount".into()];
     argv.push(args.mountpoint.clone().into());
-    argv.extend(["--location".into(), args.location.clone().into()]);
+    // With profile=NAME, a first field that is NAME only labels the line.
+    let labels_profile = args
+        .options
+        .iter()
+        .flat_map(|o| o.split(','))
+        .any(|o| o.strip_prefix("profile=") == Some(args.location.as_str()));
+    if !labels_profile {
+        argv.extend(["--location".into(), args.location.clone().into()]);
+    }
     argv.push("--daemon".into());
     let mut fuse = Vec::new();
     for option in args.options.iter().flat_map(|o| o.split(',')) {
@@ -324,6 +334,24 @@ mod tests {
         assert!(!called_as_helper(Some("/usr/bin/mediafs".into())));
         assert!(!called_as_helper(Some("/sbin/mount.fuse".into())));
         assert!(!called_as_helper(None));
+    }
+
+    #[test]
+    fn a_profile_named_in_the_first_field_is_no_location() {
+        let argv = mapped(&["acme", "/mnt/media", "-o", "profile=acme,_netdev"]).unwrap();
+        assert_eq!(
+            argv,
+            [
+                "mediafs",
+                "mount",
+                "/mnt/media",
+                "--daemon",
+                "--profile",
+                "acme"
+            ]
+        );
+        let argv = mapped(&["Loc1", "/mnt/media", "-o", "profile=acme"]).unwrap();
+        assert_eq!(argv, base_and(&["--profile", "acme"]));
     }
 
     #[test]

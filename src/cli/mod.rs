@@ -3,7 +3,6 @@
 //! helper `mount.fuse.mediafs` when called by that name.
 
 mod agency;
-mod cache_lock;
 mod check;
 mod emulator;
 mod generate;
@@ -12,6 +11,7 @@ mod logging;
 mod mount;
 mod mounts;
 mod out;
+mod profiles;
 mod service;
 mod shutdown;
 mod unmount;
@@ -40,6 +40,7 @@ enum Command {
     /// Run an emulator of the HighLevel Media Storage API (for demos, tests and benchmarks).
     Emulator(emulator::EmulatorArgs),
     /// Mount a location's media library on a directory, in the foreground or with --daemon.
+    #[command(args_override_self = true)]
     Mount(mount::MountArgs),
     /// Stop a mount: wait for its uploads, unmount it, and say what was stored or left.
     Unmount(unmount::UnmountArgs),
@@ -48,8 +49,11 @@ enum Command {
     /// List the write-back uploads still pending or failed.
     Status(mount::StatusArgs),
     /// Before a mount: check the token, the location, the scopes, the rate limit and the file URLs.
-    #[command(after_help = check::EXIT_CODES)]
+    #[command(after_help = check::EXIT_CODES, args_override_self = true)]
     Check(check::CheckArgs),
+    /// List the profiles in ~/.config/mediafs/config.toml, what each mounts and how it signs in.
+    #[command(after_help = profiles::FORMAT)]
+    Profiles,
     /// Write the man pages or shell completions into a directory (for packaging).
     #[command(hide = true)]
     Generate(generate::GenerateArgs),
@@ -68,7 +72,10 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    run(Cli::parse())
+    match profiles::expand(std::env::args_os().collect()) {
+        Ok(argv) => run(Cli::parse_from(argv)),
+        Err(message) => failed(&message),
+    }
 }
 
 fn run(cli: Cli) -> ExitCode {
@@ -102,6 +109,7 @@ fn run(cli: Cli) -> ExitCode {
         Command::Status(args) => mount::run_status(args).map(done),
         Command::Check(args) => runtime.block_on(check::run(args)),
         Command::Generate(args) => generate::run(args).map(done),
+        Command::Profiles => profiles::run_list().map(done),
     };
     // A mount stopped at once leaves work behind on purpose: exit without it.
     runtime.shutdown_timeout(Duration::from_secs(1));

@@ -93,10 +93,17 @@ pub struct ServiceArgs {
     /// OAuth: the app's client secret (or MEDIAFS_OAUTH_CLIENT_SECRET).
     #[arg(long, env = "MEDIAFS_OAUTH_CLIENT_SECRET", hide_env_values = true)]
     oauth_client_secret: Option<String>,
+    /// OAuth: a file holding the app's client secret (mode 0600).
+    #[arg(long, conflicts_with = "oauth_client_secret", value_parser = super::absolute_path)]
+    oauth_client_secret_file: Option<PathBuf>,
     /// OAuth: a file holding the refresh token; it is replaced, atomically,
     /// by the new refresh token each refresh returns.
     #[arg(long, requires = "oauth_client_id", value_parser = super::absolute_path)]
     pub(super) refresh_token_file: Option<PathBuf>,
+    /// Take the settings of this profile in ~/.config/mediafs/config.toml
+    /// (`mediafs profiles` lists them); flags given override them.
+    #[arg(long, value_name = "NAME")]
+    pub(super) profile: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -174,15 +181,26 @@ fn given_token(token_file: Option<&Path>) -> Result<Option<Secret>, String> {
         .map(|t| Secret::new(t.trim())))
 }
 
+/// The OAuth client secret, from its file or as given.
+fn client_secret(args: &ServiceArgs) -> Result<String, String> {
+    if let Some(path) = &args.oauth_client_secret_file {
+        return TokenSource::read_secret_file(path)
+            .map(|s| s.expose().to_owned())
+            .map_err(|e| format!("cannot read the client secret file {}: {e}", path.display()));
+    }
+    args.oauth_client_secret.clone().ok_or_else(|| {
+        "--oauth-client-id needs the client secret: --oauth-client-secret-file FILE, \
+         MEDIAFS_OAUTH_CLIENT_SECRET or --oauth-client-secret"
+            .into()
+    })
+}
+
 /// The token source the options describe: a fixed token, or OAuth refreshes.
 pub(super) fn token_source(args: &ServiceArgs) -> Result<TokenSource, String> {
     let given = given_token(args.token_file.as_deref())?;
     match (&args.oauth_client_id, &args.refresh_token_file) {
         (Some(client_id), Some(refresh_token_file)) => {
-            let secret = args
-                .oauth_client_secret
-                .clone()
-                .ok_or("--oauth-client-id needs the client secret: --oauth-client-secret or MEDIAFS_OAUTH_CLIENT_SECRET")?;
+            let secret = client_secret(args)?;
             let oauth = OAuthConfig {
                 token_url: format!("{}/oauth/token", args.base_url.trim_end_matches('/')),
                 client_id: client_id.clone(),
@@ -260,6 +278,9 @@ fn fuse_config(opts: &MountOptions, fsname: &str) -> Config {
 pub type OnReady = Box<dyn FnOnce(&Path) + Send>;
 
 pub async fn run_mount(args: MountArgs, on_ready: OnReady) -> Result<ExitCode, String> {
+    if let Some(profile) = &args.service.profile {
+        log::info!("mounting with the settings of profile {profile}, and the flags given");
+    }
     let token = token_source(&args.service)?;
     if let Some(company) = &args.service.agency {
         let agency = super::agency::Agency {
@@ -361,16 +382,19 @@ async fn demo_location(
 /// A temporary cache that still holds uploads not stored stays, and says
 /// where: removing it would lose them.
 pub(super) fn keep_if_pending(cache: tempfile::TempDir) {
-    let pending = crate::fs::spool_status(cache.path()).map_or(0, |r| r.len());
-    if pending > 0 {
-        let path = cache.keep();
-        out::note(format_args!(
-            "mediafs demo: {pending} uploads were not stored; they stay in {}, and a mount \
-             with --cache-dir {} over the same --data-dir uploads them",
-            path.display(),
-            path.display()
-        ));
-    }
+    // A spool that cannot be read may hold uploads: it is kept too.
+    let left = match crate::fs::spool_status(cache.path()) {
+        Ok(records) if records.is_empty() => return,
+        Ok(records) => format!("{} uploads were not stored", records.len()),
+        Err(e) => format!("its spool could not be read ({e})"),
+    };
+    let path = cache.keep();
+    out::note(format_args!(
+        "mediafs demo: {left}; they stay in {}, and a mount with --cache-dir {} over the \
+         same --data-dir uploads them",
+        path.display(),
+        path.display()
+    ));
 }
 
 /// A mountpoint mediafs already serves is refused: a second mount on top
@@ -450,7 +474,7 @@ async fn mount_location(
         .cache_dir
         .clone()
         .unwrap_or_else(|| default_cache_dir(location));
-    let _one_mount_per_cache_dir = super::cache_lock::lock(&cache_dir)?;
+    let _one_mount_per_cache_dir = crate::cache_lock::lock(&cache_dir)?;
     let config = fs_config(opts, cache_dir);
     let cache_dir = config.cache_dir.clone();
     let fs = MediaFs::new(Arc::new(client), config)

@@ -420,7 +420,16 @@ impl<F: Served> Stop<F> {
 
     fn summarize(&self, ending: Ending) -> Summary {
         let cache_dir = self.fs.cache_dir();
-        let left_in_spool = crate::fs::spool_status(cache_dir).map_or(0, |r| r.len());
+        let left_in_spool = crate::fs::spool_status(cache_dir).map_or_else(
+            |e| {
+                log::error!(
+                    "cannot count the uploads left in {}: {e}",
+                    cache_dir.display()
+                );
+                0
+            },
+            |r| r.len(),
+        );
         let stored = self.fs.upload_counts().stored - self.stored_before;
         let exit_code = if ending.at_once.is_some() {
             EXIT_STOPPED_AT_ONCE

@@ -66,6 +66,9 @@ fn agency_of(
         "Invalid token: access token is invalid",
     );
     let token = super::gate::bearer(headers).ok_or(invalid)?;
+    if state.revoked.lock().unwrap().contains(token) {
+        return Err(invalid);
+    }
     let issued_to = match state.agency_tokens.lock().unwrap().get(token) {
         Some((_, expires)) if *expires <= std::time::Instant::now() => {
             return Err((

@@ -232,10 +232,16 @@ impl Mounted {
             .find_map(|a| a.strip_prefix("RUST_LOG="))
             .unwrap_or("mediafs=debug")
             .to_owned();
+        // `MEDIAFS_CONFIG=...` sets the profile file the mount reads.
+        let config = extra
+            .iter()
+            .find_map(|a| a.strip_prefix("MEDIAFS_CONFIG="))
+            .unwrap_or("/nonexistent/mediafs-config.toml")
+            .to_owned();
         let extra: Vec<&str> = extra
             .iter()
             .copied()
-            .filter(|a| !a.starts_with("RUST_LOG="))
+            .filter(|a| !a.starts_with("RUST_LOG=") && !a.starts_with("MEDIAFS_CONFIG="))
             .collect();
         let mut child = Command::new(BIN)
             .arg("mount")
@@ -252,6 +258,7 @@ impl Mounted {
             .args(extra)
             .env("MEDIAFS_TOKEN", token)
             .env("RUST_LOG", log_filter)
+            .env("MEDIAFS_CONFIG", config)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()

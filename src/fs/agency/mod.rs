@@ -86,6 +86,8 @@ pub struct Agency<L: Locations> {
     /// Libraries opened, for [`Served::run_uploads`] to run their uploads.
     opened: mpsc::UnboundedSender<Arc<MediaFs<L::Backend>>>,
     opened_rx: Mutex<Option<OpenedLibraries<L::Backend>>>,
+    /// Each location's cache dir is this mount's alone while it lives.
+    locks: Mutex<Vec<crate::cache_lock::CacheLock>>,
     mounted_at: SystemTime,
 }
 
@@ -103,6 +105,7 @@ impl<L: Locations> Agency<L> {
             stale: Arc::new(OnceLock::new()),
             opened,
             opened_rx: Mutex::new(Some(opened_rx)),
+            locks: Mutex::new(Vec::new()),
             mounted_at: SystemTime::now(),
         })
     }
@@ -112,9 +115,9 @@ impl<L: Locations> Agency<L> {
     pub async fn start(&self) -> Result<usize, crate::api::ApiError> {
         let _one_at_a_time = self.listing.lock().await;
         let listed = self.locations.installed().await?;
-        self.take_in(&listed).map_err(crate::api::ApiError::Io)?;
+        self.take_in(&listed);
         self.report_stranded_uploads();
-        Ok(listed.len())
+        Ok(self.folders().len())
     }
 
     fn location_cache_dir(&self, id: &str) -> PathBuf {
@@ -148,7 +151,9 @@ impl<L: Locations> Agency<L> {
             .is_some_and(|at| self.config.clock.since(at) < self.config.metadata_ttl)
     }
 
-    /// Lists the locations again once the TTL has passed.
+    /// Lists the locations again once the TTL has passed. A listing that
+    /// fails leaves the locations as last listed, for another TTL: one
+    /// failed call to the agency's endpoint never closes every location.
     async fn refresh(&self) -> FsResult<()> {
         if self.listing_is_fresh() {
             return Ok(());
@@ -157,19 +162,34 @@ impl<L: Locations> Agency<L> {
         if self.listing_is_fresh() {
             return Ok(());
         }
-        let listed = self
-            .locations
-            .installed()
-            .await
-            .map_err(|e| api_failure("listing the agency's locations", &e))?;
-        self.take_in(&listed).map_err(|e| {
-            log::error!("cannot prepare a location's cache dir: {e}");
-            Errno::from_io(e)
-        })
+        match self.locations.installed().await {
+            Ok(listed) => {
+                self.take_in(&listed);
+                Ok(())
+            }
+            Err(e) => {
+                let known = {
+                    let mut roster = self.roster.lock().unwrap();
+                    roster.listed_at = Some(self.config.clock.now());
+                    roster.places().count()
+                };
+                if known == 0 {
+                    return Err(api_failure("listing the agency's locations", &e));
+                }
+                log::warn!(
+                    "listing the agency's locations failed ({e}); the root shows them as last \
+                     listed, and asks again in {:?}",
+                    self.config.metadata_ttl
+                );
+                Ok(())
+            }
+        }
     }
 
-    /// Opens a library for each new location, then updates the roster.
-    fn take_in(&self, listed: &[InstalledLocation]) -> std::io::Result<()> {
+    /// Opens a library for each new location, then updates the roster. A
+    /// location whose library cannot be opened is left out, with an error
+    /// that says why, and tried again at the next listing.
+    fn take_in(&self, listed: &[InstalledLocation]) {
         let (new, first_slot) = {
             let roster = self.roster.lock().unwrap();
             let mut new: Vec<&str> = Vec::new();
@@ -180,18 +200,42 @@ impl<L: Locations> Agency<L> {
             }
             (new, roster.places().count() + 1)
         };
+        let share = listed.len().max(1);
         // The roster adds new locations in the order listed: slot by slot.
         let mut opened = HashMap::new();
-        for (i, id) in new.into_iter().enumerate() {
-            opened.insert(id.to_owned(), self.open_location(id, first_slot + i)?);
+        for id in new {
+            match self.open_location(id, first_slot + opened.len(), share) {
+                Ok(fs) => {
+                    opened.insert(id.to_owned(), fs);
+                }
+                Err(why) => log::error!(
+                    "location {id} is left out of the mount: {why}; it is tried again at the \
+                     next listing"
+                ),
+            }
         }
+        let libraries: Vec<_> = opened.values().cloned().collect();
+        let listed: Vec<InstalledLocation> = listed
+            .iter()
+            .filter(|l| opened.contains_key(&l.id) || self.roster.lock().unwrap().knows(&l.id))
+            .cloned()
+            .collect();
         let changes = {
             let mut roster = self.roster.lock().unwrap();
-            let changes = roster.apply(listed, opened);
+            let changes = roster.apply(&listed, opened);
             roster.listed_at = Some(self.config.clock.now());
             changes
         };
-        for (name, id, pending) in changes.gone {
+        // In the roster now: their uploads run, and unmount drains them.
+        for fs in libraries {
+            let _ = self.opened.send(fs);
+        }
+        self.report(changes);
+    }
+
+    fn report(&self, changes: roster::Changes) {
+        for (name, id) in changes.gone {
+            let pending = super::spool_status(&self.location_cache_dir(&id)).map_or(0, |r| r.len());
             let uploads = match pending {
                 0 => String::new(),
                 n => format!(
@@ -212,24 +256,44 @@ impl<L: Locations> Agency<L> {
                 });
             }
         }
-        Ok(())
     }
 
-    fn open_location(&self, id: &str, slot: Slot) -> std::io::Result<Arc<MediaFs<L::Backend>>> {
-        let backend = self
-            .locations
-            .backend(id)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+    /// A library for location `id` in `slot`, in its own locked cache dir,
+    /// with its `1/share` of the mount's memory and disk budgets.
+    fn open_location(
+        &self,
+        id: &str,
+        slot: Slot,
+        share: usize,
+    ) -> Result<Arc<MediaFs<L::Backend>>, String> {
+        // The id names a directory: one that could climb out is refused.
+        if id.is_empty() || id.contains('/') || id == "." || id == ".." {
+            return Err(format!(
+                "the service gave it the id {id:?}, which is no usable name"
+            ));
+        }
+        let backend = self.locations.backend(id).map_err(|e| e.to_string())?;
         let mut config = self.config.clone();
         config.cache_dir = self.location_cache_dir(id);
-        let fs = Arc::new(MediaFs::new(Arc::new(backend), config)?);
+        let lock = crate::cache_lock::lock(&config.cache_dir)?;
+        let share = share as u64;
+        config.content_cache_bytes = (self.config.content_cache_bytes / share).max(64 << 20);
+        config.idle_nodes_kept = (self.config.idle_nodes_kept / share as usize).max(1000);
+        config.listings_kept = (self.config.listings_kept / share as usize).max(64);
+        let fs = MediaFs::new(Arc::new(backend), config).map_err(|e| {
+            format!(
+                "cannot prepare its cache dir {}: {e}",
+                self.location_cache_dir(id).display()
+            )
+        })?;
+        self.locks.lock().unwrap().push(lock);
+        let fs = Arc::new(fs);
         let stale = self.stale.clone();
         fs.on_stale(move |s| {
             if let Some(report) = stale.get() {
                 report(lift_stale(slot, s));
             }
         });
-        let _ = self.opened.send(fs.clone());
         Ok(fs)
     }
 

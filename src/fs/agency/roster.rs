@@ -36,8 +36,8 @@ pub struct Place<B: Backend> {
 pub struct Changes {
     /// Entry names at the root the kernel may hold that no longer are.
     pub stale_folders: Vec<String>,
-    /// Locations newly gone: (name, id, uploads still in their spool).
-    pub gone: Vec<(String, String, usize)>,
+    /// Locations newly gone: (name, id).
+    pub gone: Vec<(String, String)>,
 }
 
 pub struct Roster<B: Backend> {
@@ -138,10 +138,7 @@ impl<B: Backend> Roster<B> {
                 continue;
             }
             if place.standing == Standing::Gone {
-                let pending = place.fs.upload_counts().write_back_pending;
-                changes
-                    .gone
-                    .push((place.name.clone(), place.id.clone(), pending));
+                changes.gone.push((place.name.clone(), place.id.clone()));
             }
             if place.standing == Standing::Gone || place.folder != folder {
                 changes.stale_folders.push(folder);
