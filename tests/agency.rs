@@ -100,7 +100,7 @@ fn drop_kernel_caches() {
 fn three_locations_side_by_side_with_copies_between_them() {
     let emu = agency_emulator(&[]);
     let cache = tempfile::tempdir().unwrap();
-    let m = mount_agency(&emu, cache.path(), &["--write-back"]);
+    let m = mount_agency(&emu, cache.path(), &["--write-back", "RUST_LOG=trace"]);
     let root = ok(&format!("ls -1 {}", m.at("")));
     assert_eq!(
         root.lines().collect::<Vec<_>>(),
@@ -168,7 +168,11 @@ fn three_locations_side_by_side_with_copies_between_them() {
         "cmp {src_q}/a3.png {}",
         m.at(&format!("{ACME}/From-Acme/a3.png"))
     ));
+    let log = m.log();
     assert!(m.unmount().success());
+    // Neither the agency's token nor a location's (JWTs, "eyJ...") is logged.
+    assert!(log.contains("TRACE") || log.contains("DEBUG"), "{log}");
+    assert!(!log.contains(AGENCY_TOKEN) && !log.contains("eyJ"), "{log}");
 
     let expect = |prefix: &str, extra: &[&str]| {
         let mut v: Vec<String> = (0..6).map(|i| format!("{prefix}{i}.png")).collect();

@@ -235,22 +235,35 @@ pub fn expand(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let name = name.to_string_lossy().into_owned();
     let path = config_path();
     let profiles = load(&path)?;
-    let profile = profiles.get(&name).ok_or_else(|| {
-        let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
-        match known.is_empty() {
-            true => format!("no profile {name}: {} holds none", path.display()),
-            false => format!(
-                "no profile {name} in {} (it has: {})",
-                path.display(),
-                known.join(", ")
-            ),
-        }
-    })?;
+    let profile = profiles
+        .get(&name)
+        .ok_or_else(|| no_such_profile(&name, &path, &profiles))?;
     log::debug!("profile {name} from {}", path.display());
     let mut expanded: Vec<OsString> = argv[..=at].to_vec();
     expanded.extend(profile.flags(&subcommand));
     expanded.extend(argv[at + 1..].iter().cloned());
     Ok(expanded)
+}
+
+/// Why `--profile NAME` names nothing, and what there is.
+fn no_such_profile(name: &str, path: &Path, profiles: &BTreeMap<String, Profile>) -> String {
+    if !path.exists() {
+        return format!(
+            "no profile {name}: there is no profile file {} (`mediafs profiles --help` shows \
+             what to write there)",
+            path.display()
+        );
+    }
+    let known: Vec<&str> = profiles.keys().map(String::as_str).collect();
+    if known.is_empty() {
+        format!("no profile {name}: {} holds none", path.display())
+    } else {
+        format!(
+            "no profile {name} in {} (it has: {})",
+            path.display(),
+            known.join(", ")
+        )
+    }
 }
 
 /// `mediafs profiles`: each profile, what it mounts and how it signs in.
