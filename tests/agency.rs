@@ -415,3 +415,59 @@ fn an_agency_mounted_from_a_profile() {
     assert!(m.log().contains("profile clients"), "{}", m.log());
     assert!(m.unmount().success());
 }
+
+/// The agency's own OAuth token: refused at first (it is not one the
+/// service issued), renewed with the app's client secret file and the
+/// agency's refresh token (`user_type=Company`), whose successor is kept.
+#[test]
+fn an_agency_mount_renews_its_company_token() {
+    use std::os::unix::fs::PermissionsExt;
+    let emu = agency_emulator(&[
+        "--oauth-client",
+        "client-1:secret-1",
+        "--agency-refresh-token",
+        "rt-agency-1:CompanyTest1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let secret = dir.path().join("client.secret");
+    let refresh = dir.path().join("agency.refresh");
+    for (path, text) in [(&secret, "secret-1\n"), (&refresh, "rt-agency-1\n")] {
+        std::fs::write(path, text).unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let cache = tempfile::tempdir().unwrap();
+    let (secret_arg, refresh_arg) = (secret.display().to_string(), refresh.display().to_string());
+    let target = [
+        "--agency",
+        COMPANY,
+        "--app-id",
+        APP,
+        "--oauth-client-id",
+        "client-1",
+        "--oauth-client-secret-file",
+        &secret_arg,
+        "--refresh-token-file",
+        &refresh_arg,
+    ];
+    let m = Mounted::try_mount(
+        tempfile::tempdir().unwrap(),
+        &emu,
+        cache.path(),
+        "agency-token-not-issued",
+        &target,
+        &[],
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(ok(&format!("ls -1 {}", m.at(""))).lines().count(), 3);
+    ok(&format!(
+        "echo hi > {}",
+        m.at(&format!("{BRIGHT_FOLDER}/hi.txt"))
+    ));
+    assert_eq!(names_at(&emu, BRIGHT), ["hi.txt"]);
+    let kept = std::fs::read_to_string(&refresh).unwrap();
+    assert!(
+        kept.starts_with("rt-") && kept.trim() != "rt-agency-1",
+        "{kept}"
+    );
+    assert!(m.unmount().success());
+}

@@ -176,6 +176,26 @@ mod tests {
     }
 
     #[test]
+    fn without_times_the_lowest_id_keeps_the_plain_name_in_any_order() {
+        let named = |name, id| Named {
+            name,
+            id,
+            created: None,
+        };
+        let a = named("Acme Dental", "LocTestAAAA1111");
+        let b = named("Acme Dental", "LocAcmeCCCC3333");
+        let c = named("Bright/Smiles", "LocBrightBBBB2222");
+        assert_eq!(
+            distinct_names(&[a, b, c]),
+            ["Acme Dental ~AAAA1111", "Acme Dental", "Bright／Smiles"]
+        );
+        assert_eq!(
+            distinct_names(&[c, b, a]),
+            ["Bright／Smiles", "Acme Dental", "Acme Dental ~AAAA1111"]
+        );
+    }
+
+    #[test]
     fn escapes_what_a_filesystem_cannot_hold() {
         assert_eq!(escape("a/b.png", "x"), "a／b.png");
         assert_eq!(escape("..", "x"), "．．");
