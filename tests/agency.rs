@@ -241,7 +241,7 @@ fn revoked_tokens_are_replaced_or_outlived() {
     assert_eq!(names_at(&emu, ACME_TOO), ["one.txt", "two.txt"]);
     assert!(
         m.log()
-            .contains("refreshed the agency's location access token"),
+            .contains(&format!("refreshed location {ACME_TOO}'s access token")),
         "{}",
         m.log()
     );

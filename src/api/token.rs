@@ -224,10 +224,19 @@ impl TokenSource {
         }
         let (answer, what) = match &self.inner.renewal {
             Renewal::Never => return Ok(false),
-            Renewal::RefreshToken(oauth) => (trade_refresh_token(http, oauth).await?, "OAuth"),
+            Renewal::RefreshToken(oauth) => (
+                trade_refresh_token(http, oauth).await?,
+                match oauth.user_type {
+                    UserType::Location => "the OAuth access token".to_owned(),
+                    UserType::Company => "the agency's OAuth access token".to_owned(),
+                },
+            ),
             Renewal::FromAgency(location) => (
                 trade_agency_token(http, location).await?,
-                "agency's location",
+                format!(
+                    "location {}'s access token, from the agency's",
+                    location.location_id
+                ),
             ),
         };
         let expiry = answer
@@ -237,9 +246,9 @@ impl TokenSource {
         let before = self.inner.generation.fetch_add(1, Ordering::SeqCst);
         match before {
             0 if matches!(self.inner.renewal, Renewal::FromAgency(_)) => {
-                log::info!("got the {what} access token")
+                log::info!("got {what}")
             }
-            _ => log::info!("refreshed the {what} access token"),
+            _ => log::info!("refreshed {what}"),
         }
         Ok(true)
     }

@@ -73,12 +73,13 @@ pub async fn mount_agency(
         .map_err(|e| format!("cannot prepare the cache dir {}: {e}", cache_dir.display()))?;
     let count = fs.start().await.map_err(|e| listing_problem(&e, &agency))?;
     if count == 0 {
-        log::warn!(
-            "the app {} is installed on none of agency {}'s locations: the mount is empty \
-             until it is",
-            agency.app_id,
-            agency.company
-        );
+        // Most often a wrong --app-id: an empty mount would hide it.
+        return Err(format!(
+            "the service lists no location of agency {} with the app {} installed: check \
+             --app-id (the app whose installations are listed) and --agency, and that the app \
+             is installed on the sub-accounts to mount",
+            agency.company, agency.app_id
+        ));
     }
     let mounted = Mounted {
         fsname: format!("mediafs:agency:{}", agency.company),

@@ -89,7 +89,10 @@ const OPTIONS: &[(&str, Becomes, &str)] = &[
     ("metadata_ttl=SECONDS", Value("--metadata-ttl"), "how long a listing is trusted [default: 5]"),
     ("delete_mode=MODE", Value("--delete-mode"), "what rm does on the server: trash (the default) or delete"),
     ("rate_limit=N", Value("--rate-limit"), "API requests allowed per 10 seconds; 0 turns the limit off [default: 100]"),
-    ("oauth_client_id=ID", Value("--oauth-client-id"), "OAuth: the app's client id (its secret in MEDIAFS_OAUTH_CLIENT_SECRET)"),
+    ("agency=COMPANY_ID", Value("--agency"), "mount an agency's sub-accounts side by side (the first field is then a label); the token or OAuth client is the agency's"),
+    ("app_id=ID", Value("--app-id"), "with agency: the app whose installations are listed [default: the OAuth client id up to its first '-']"),
+    ("oauth_client_id=ID", Value("--oauth-client-id"), "OAuth: the app's client id (its secret in oauth_client_secret_file)"),
+    ("oauth_client_secret_file=FILE", Value("--oauth-client-secret-file"), "OAuth: the file holding the app's client secret (0600)"),
     ("refresh_token_file=FILE", Value("--refresh-token-file"), "OAuth: the file holding the refresh token"),
     ("log_file=FILE", Value("--log-file"), "append the log to FILE (otherwise it is discarded)"),
     ("log_level=LEVEL", Value("--log-level"), "error, warn, info, debug or trace [default: info]"),
@@ -196,13 +199,12 @@ fn mount_command(args: &HelperArgs) -> Result<Vec<OsString>, String> {
     }
     let mut argv: Vec<OsString> = vec!["mediafs".into(), "mount".into()];
     argv.push(args.mountpoint.clone().into());
-    // With profile=NAME, a first field that is NAME only labels the line.
-    let labels_profile = args
-        .options
-        .iter()
-        .flat_map(|o| o.split(','))
-        .any(|o| o.strip_prefix("profile=") == Some(args.location.as_str()));
-    if !labels_profile {
+    // With profile=NAME, a first field that is NAME only labels the line;
+    // with agency=, the first field is no location either.
+    let labels_only = args.options.iter().flat_map(|o| o.split(',')).any(|o| {
+        o.strip_prefix("profile=") == Some(args.location.as_str()) || o.starts_with("agency=")
+    });
+    if !labels_only {
         argv.extend(["--location".into(), args.location.clone().into()]);
     }
     argv.push("--daemon".into());

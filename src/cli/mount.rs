@@ -34,13 +34,16 @@ pub enum DeleteMode {
 #[derive(Debug, Args)]
 pub struct MountOptions {
     /// Refuse every change with EROFS.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_read_only")]
     read_only: bool,
+    /// Take changes (undoes a profile's read_only).
+    #[arg(long, overrides_with = "read_only")]
+    no_read_only: bool,
     /// A mount option passed through (allow_other, ro, ...); repeatable, or comma-separated.
     #[arg(short = 'o', value_name = "OPTION")]
     options: Vec<String>,
     /// Where staging files, cached content and set times are kept
-    /// [default: ~/.cache/mediafs/LOCATION].
+    /// [default: ~/.cache/mediafs/LOCATION, or ~/.cache/mediafs/agency-COMPANY_ID].
     #[arg(long, value_parser = super::absolute_path)]
     pub(super) cache_dir: Option<PathBuf>,
     /// Seconds a listing is trusted before the service is asked again; changes
@@ -51,16 +54,22 @@ pub struct MountOptions {
     #[arg(long, value_enum, default_value = "trash")]
     delete_mode: DeleteMode,
     /// Upload .DS_Store, Thumbs.db and the like instead of keeping them in memory.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_upload_junk")]
     upload_junk: bool,
+    /// Keep junk files in memory (undoes a profile's upload_junk).
+    #[arg(long, overrides_with = "upload_junk")]
+    no_upload_junk: bool,
     /// API requests allowed per 10 seconds (the service allows 100 per
     /// location; trial accounts 25); 0 turns the client's own limit off.
     #[arg(long, default_value_t = 100)]
     rate_limit: usize,
     /// Return from close once the file is safely in the local spool, and
     /// upload in the background; `mediafs status` lists what is pending or failed.
-    #[arg(long)]
+    #[arg(long, overrides_with = "no_write_back")]
     write_back: bool,
+    /// Upload before close returns (undoes a profile's write_back).
+    #[arg(long, overrides_with = "write_back")]
+    no_write_back: bool,
 }
 
 /// Where the service is and how to authenticate to it: shared by `mount`
@@ -100,8 +109,9 @@ pub struct ServiceArgs {
     /// by the new refresh token each refresh returns.
     #[arg(long, requires = "oauth_client_id", value_parser = super::absolute_path)]
     pub(super) refresh_token_file: Option<PathBuf>,
-    /// Take the settings of this profile in ~/.config/mediafs/config.toml
-    /// (`mediafs profiles` lists them); flags given override them.
+    /// Take the settings of this profile in ~/.config/mediafs/config.toml, or
+    /// the file MEDIAFS_CONFIG names (`mediafs profiles` lists them); flags
+    /// given override them.
     #[arg(long, value_name = "NAME")]
     pub(super) profile: Option<String>,
 }
@@ -229,7 +239,8 @@ fn access_problem(e: &ApiError, location: &str, base_url: &str) -> String {
     match e {
         ApiError::Unauthorized { message } => format!(
             "the service refused access to location {location}: {}. Check that the token is valid and \
-             not expired, and that it was issued for this location (with the medias.readonly and medias.write scopes)",
+             not expired, and that it was issued for this location (with the medias.readonly and medias.write scopes); \
+             an agency's (Company) token mounts all its locations with --agency COMPANY_ID",
             message.trim_end_matches('.')
         ),
         ApiError::NotFound { message } => format!("location {location} was not found: {message}"),
@@ -552,15 +563,28 @@ pub struct StatusArgs {
     #[arg(long)]
     cache_dir: Option<PathBuf>,
     /// The location, to find its default cache dir.
-    #[arg(long, required_unless_present = "cache_dir")]
+    #[arg(long, required_unless_present_any = ["cache_dir", "agency"])]
     location: Option<String>,
+    /// The agency of an agency mount, to find its default cache dir.
+    #[arg(long, value_name = "COMPANY_ID", conflicts_with = "location")]
+    agency: Option<String>,
+    /// Take --location, --agency and --cache-dir from this profile.
+    #[arg(long, value_name = "NAME")]
+    profile: Option<String>,
 }
 
 /// `mediafs status`: the write-back uploads still pending or failed.
 pub fn run_status(args: StatusArgs) -> Result<(), String> {
+    let default = match (&args.agency, &args.location) {
+        (Some(company), _) => format!("agency-{company}"),
+        (None, location) => location.clone().unwrap_or_default(),
+    };
+    if let Some(profile) = &args.profile {
+        log::debug!("the status of profile {profile}'s cache dir");
+    }
     let dir = args
         .cache_dir
-        .unwrap_or_else(|| default_cache_dir(args.location.as_deref().unwrap_or_default()));
+        .unwrap_or_else(|| default_cache_dir(&default));
     if !dir.is_dir() {
         // A mistyped location would otherwise read as "nothing pending".
         return Err(format!(
@@ -573,9 +597,9 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     let failed = records.iter().filter(|(_, r)| r.failed.is_some()).count();
     // A reader that has seen enough (`| head -1`) ends the listing.
     if !out::line(format_args!(
-        "{} uploads pending, {failed} failed, in {}",
+        "{} uploads pending, {failed} failed, in the spool of {}",
         records.len() - failed,
-        dir.join("spool").display()
+        dir.display()
     ))? {
         return Ok(());
     }

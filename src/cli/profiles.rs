@@ -75,8 +75,13 @@ pub fn config_path() -> PathBuf {
     base.join("mediafs").join("config.toml")
 }
 
-/// Every profile in the file, checked; none when there is no file.
-pub fn load(path: &Path) -> Result<BTreeMap<String, Profile>, String> {
+/// The profiles of a file, each checked on its own (a mistake in one never
+/// keeps another from use); none when there is no file.
+pub type Profiles = BTreeMap<String, Result<Profile, String>>;
+
+/// Every profile in the file; an error only when the file cannot be read
+/// or is not TOML.
+pub fn load(path: &Path) -> Result<Profiles, String> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
@@ -84,24 +89,31 @@ pub fn load(path: &Path) -> Result<BTreeMap<String, Profile>, String> {
     };
     let file: ConfigFile =
         toml::from_str(&text).map_err(|e| format!("{} is not valid: {e}", path.display()))?;
-    let mut profiles = BTreeMap::new();
-    for (name, table) in file.profiles {
-        let in_profile = |message: String| format!("{}: profile {name}: {message}", path.display());
-        if let Some((key, instead)) = SECRETS.iter().find(|(k, _)| table.contains_key(*k)) {
-            return Err(in_profile(format!(
-                "{key} holds a secret, which stays out of this file: put it alone in a file \
-                 only you can read (chmod 600) and name that file with {instead}"
-            )));
-        }
-        let profile: Profile = table
-            .try_into()
-            .map_err(|e: toml::de::Error| in_profile(e.message().to_owned()))?;
-        if profile.location.is_some() == profile.agency.is_some() {
-            return Err(in_profile("give either location or agency".into()));
-        }
-        profiles.insert(name, profile);
+    Ok(file
+        .profiles
+        .into_iter()
+        .map(|(name, table)| {
+            let checked = check(table)
+                .map_err(|message| format!("{}: profile {name}: {message}", path.display()));
+            (name, checked)
+        })
+        .collect())
+}
+
+fn check(table: toml::Table) -> Result<Profile, String> {
+    if let Some((key, instead)) = SECRETS.iter().find(|(k, _)| table.contains_key(*k)) {
+        return Err(format!(
+            "{key} holds a secret, which stays out of this file: put it alone in a file only \
+             you can read (chmod 600) and name that file with {instead}"
+        ));
     }
-    Ok(profiles)
+    let profile: Profile = table
+        .try_into()
+        .map_err(|e: toml::de::Error| e.message().to_owned())?;
+    if profile.location.is_some() == profile.agency.is_some() {
+        return Err("give either location or agency".into());
+    }
+    Ok(profile)
 }
 
 /// `~/x` as the user means it.
@@ -113,8 +125,9 @@ fn expand_home(path: &Path) -> PathBuf {
 }
 
 impl Profile {
-    /// The flags this profile stands for, for `subcommand`.
-    fn flags(&self, subcommand: &str) -> Vec<OsString> {
+    /// The flags this profile stands for, for `subcommand`; `own_target`:
+    /// the command line names its location or agency itself.
+    fn flags(&self, subcommand: &str, own_target: bool) -> Vec<OsString> {
         let mut flags: Vec<OsString> = Vec::new();
         let mut value = |flag: &str, v: Option<OsString>| {
             if let Some(v) = v {
@@ -124,9 +137,17 @@ impl Profile {
         };
         let text = |v: &Option<String>| v.clone().map(OsString::from);
         let path = |v: &Option<PathBuf>| v.as_deref().map(|p| expand_home(p).into_os_string());
-        value("--location", text(&self.location));
-        value("--agency", text(&self.agency));
-        value("--app-id", text(&self.app_id));
+        if !own_target {
+            value("--location", text(&self.location));
+            value("--agency", text(&self.agency));
+            if subcommand != "status" {
+                value("--app-id", text(&self.app_id));
+            }
+        }
+        if subcommand == "status" {
+            value("--cache-dir", path(&self.cache_dir));
+            return flags;
+        }
         value("--base-url", text(&self.base_url));
         value("--token-file", path(&self.token_file));
         value("--oauth-client-id", text(&self.oauth_client_id));
@@ -181,26 +202,35 @@ impl Profile {
                 Ok(m) if m.permissions().mode() & 0o077 != 0 => {
                     format!("{} (readable by others: chmod 600 it)", path.display())
                 }
-                Ok(_) => path.display().to_string(),
-                Err(_) => format!("{} (missing)", path.display()),
+                Ok(_) => format!("{} (0600)", path.display()),
+                Err(e) => format!("{} ({e})", path.display()),
             }
         };
-        match (
-            &self.oauth_client_id,
-            &self.refresh_token_file,
-            &self.token_file,
-        ) {
-            (Some(client), Some(refresh), _) => {
-                format!("OAuth client {client}, refresh token in {}", file(refresh))
-            }
-            (_, _, Some(token)) => format!("token in {}", file(token)),
-            _ => "token from MEDIAFS_TOKEN".into(),
+        let mut said = Vec::new();
+        if let Some(client) = &self.oauth_client_id {
+            said.push(format!("OAuth client {client}"));
         }
+        if let Some(secret) = &self.oauth_client_secret_file {
+            said.push(format!("client secret in {}", file(secret)));
+        }
+        if let Some(refresh) = &self.refresh_token_file {
+            said.push(format!("refresh token in {}", file(refresh)));
+        }
+        if let Some(token) = &self.token_file {
+            said.push(format!("token in {}", file(token)));
+        }
+        if said.is_empty() {
+            said.push("token from MEDIAFS_TOKEN".into());
+        }
+        said.join(", ")
     }
 }
 
 /// The subcommands a profile applies to.
-const TAKE_PROFILES: &[&str] = &["mount", "check"];
+const TAKE_PROFILES: &[&str] = &["mount", "check", "status"];
+
+/// Flags that name what to mount: given, they replace the profile's.
+const TARGETS: &[&str] = &["--location", "--agency"];
 
 /// `argv` with the flags of its `--profile NAME` put right after the
 /// subcommand, so that the flags given (`--profile` among them, for the
@@ -214,6 +244,7 @@ pub fn expand(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     };
     let subcommand = argv[at].to_string_lossy().into_owned();
     let mut name = None;
+    let mut own_target = false;
     let mut words = argv[at + 1..].iter();
     while let Some(word) = words.next() {
         match word.to_str() {
@@ -226,6 +257,13 @@ pub fn expand(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
                 )
             }
             Some(w) if w.starts_with("--profile=") => name = Some(w["--profile=".len()..].into()),
+            Some(w)
+                if TARGETS
+                    .iter()
+                    .any(|t| w == *t || w.starts_with(&format!("{t}="))) =>
+            {
+                own_target = true
+            }
             _ => {}
         }
     }
@@ -235,18 +273,19 @@ pub fn expand(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let name = name.to_string_lossy().into_owned();
     let path = config_path();
     let profiles = load(&path)?;
-    let profile = profiles
-        .get(&name)
-        .ok_or_else(|| no_such_profile(&name, &path, &profiles))?;
+    let profile = match profiles.get(&name) {
+        Some(checked) => checked.as_ref().map_err(Clone::clone)?,
+        None => return Err(no_such_profile(&name, &path, &profiles)),
+    };
     log::debug!("profile {name} from {}", path.display());
     let mut expanded: Vec<OsString> = argv[..=at].to_vec();
-    expanded.extend(profile.flags(&subcommand));
+    expanded.extend(profile.flags(&subcommand, own_target));
     expanded.extend(argv[at + 1..].iter().cloned());
     Ok(expanded)
 }
 
 /// Why `--profile NAME` names nothing, and what there is.
-fn no_such_profile(name: &str, path: &Path, profiles: &BTreeMap<String, Profile>) -> String {
+fn no_such_profile(name: &str, path: &Path, profiles: &Profiles) -> String {
     if !path.exists() {
         return format!(
             "no profile {name}: there is no profile file {} (`mediafs profiles --help` shows \
@@ -271,24 +310,34 @@ pub fn run_list() -> Result<(), String> {
     let path = config_path();
     let profiles = load(&path)?;
     if profiles.is_empty() {
+        let why = match path.exists() {
+            true => "holds none",
+            false => "does not exist",
+        };
         super::out::line(format_args!(
-            "no profiles: {} holds none (its format: `mediafs profiles --help`)",
+            "no profiles: {} {why} (`mediafs profiles --help` shows what to write there)",
             path.display()
         ))?;
         return Ok(());
     }
     super::out::line(format_args!("profiles in {}:", path.display()))?;
-    for (name, profile) in &profiles {
-        let service = profile
-            .base_url
-            .as_deref()
-            .map(|u| format!(" at {u}"))
-            .unwrap_or_default();
-        if !super::out::line(format_args!(
-            "  {name}: {}{service}; {}",
-            profile.target(),
-            profile.credentials()
-        ))? {
+    for (name, checked) in &profiles {
+        let line = match checked {
+            Ok(profile) => {
+                let service = profile
+                    .base_url
+                    .as_deref()
+                    .map(|u| format!(" at {u}"))
+                    .unwrap_or_default();
+                format!(
+                    "  {name}: {}{service}; {}",
+                    profile.target(),
+                    profile.credentials()
+                )
+            }
+            Err(e) => format!("  {name}: UNUSABLE: {e}"),
+        };
+        if !super::out::line(format_args!("{line}"))? {
             break;
         }
     }
@@ -335,8 +384,9 @@ mod tests {
              metadata_ttl = 10\noptions = [\"allow_other\"]\n",
         );
         let profiles = load(&path).unwrap();
-        let flags: Vec<String> = profiles["acme"]
-            .flags("mount")
+        let acme = profiles["acme"].as_ref().unwrap();
+        let flags: Vec<String> = acme
+            .flags("mount", false)
             .into_iter()
             .map(|f| f.into_string().unwrap())
             .collect();
@@ -354,22 +404,37 @@ mod tests {
                 "--write-back"
             ]
         );
-        let check: Vec<OsString> = profiles["acme"].flags("check");
+        let check: Vec<OsString> = acme.flags("check", false);
         assert_eq!(check.len(), 4, "check takes the service's flags only");
+        let own: Vec<OsString> = acme.flags("check", true);
+        assert_eq!(
+            own,
+            ["--token-file", "/t"],
+            "a target given replaces the profile's"
+        );
     }
 
     #[test]
     fn secrets_and_typos_are_refused_with_what_to_write() {
-        let (_d, path) = write("[profiles.a]\nlocation = \"L\"\ntoken = \"pit-123\"\n");
-        let err = load(&path).unwrap_err();
+        let (_d, path) = write(
+            "[profiles.a]\nlocation = \"L\"\ntoken = \"pit-123\"\n\
+             [profiles.b]\nlocation = \"L\"\nwriteback = true\n\
+             [profiles.c]\ntoken_file = \"/t\"\n\
+             [profiles.d]\nlocation = \"L\"\n",
+        );
+        let profiles = load(&path).unwrap();
+        let err = profiles["a"].as_ref().unwrap_err();
         assert!(
             err.contains("token_file") && !err.contains("pit-123"),
             "{err}"
         );
-        let (_d, path) = write("[profiles.a]\nlocation = \"L\"\nwriteback = true\n");
-        let err = load(&path).unwrap_err();
+        let err = profiles["b"].as_ref().unwrap_err();
         assert!(err.contains("writeback"), "{err}");
-        let (_d, path) = write("[profiles.a]\ntoken_file = \"/t\"\n");
-        assert!(load(&path).unwrap_err().contains("location or agency"));
+        let err = profiles["c"].as_ref().unwrap_err();
+        assert!(err.contains("location or agency"), "{err}");
+        assert!(
+            profiles["d"].is_ok(),
+            "one profile's mistakes never block another"
+        );
     }
 }

@@ -161,7 +161,7 @@ impl Process {
         let process = Process { fd };
         // The pid is the one the serving process sees; from another PID
         // namespace (a container) it would name another process.
-        if comm(&pid.to_string()) != comm("self") {
+        if !comm(&pid.to_string()).is_some_and(|name| is_mediafs(&name)) {
             return Err(format!(
                 "pid {pid}, which {} names as the process serving it, is not mediafs here: is \
                  the mount served from another PID namespace, such as a container? Stop it there",
@@ -208,7 +208,16 @@ impl Process {
 }
 
 fn comm(pid: &str) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|name| name.trim_end().to_owned())
+}
+
+/// A process name of this binary: as `mediafs`, or as the mount helper
+/// (the kernel keeps 15 bytes of a name: `mount.fuse.medi`).
+fn is_mediafs(name: &str) -> bool {
+    let helper = &super::helper::NAME[..super::helper::NAME.len().min(15)];
+    name == "mediafs" || name == helper || comm("self").as_deref() == Some(name)
 }
 
 /// Write-back uploads waiting in a cache dir's spool.

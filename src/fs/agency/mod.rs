@@ -605,7 +605,16 @@ impl<L: Locations> Served for Agency<L> {
                 namelen: super::names::NAME_MAX as u32,
             },
         };
-        stats.files = libraries.iter().map(|fs| fs.statfs().files).sum::<u64>() + 1;
+        // Each library counts its inodes and a room of free ones: the
+        // rooms are not added up, or `df -i` would fill with them.
+        let used: u64 = libraries
+            .iter()
+            .map(|fs| {
+                let s = fs.statfs();
+                s.files - s.ffree
+            })
+            .sum();
+        stats.files = used + 1 + stats.ffree;
         stats
     }
 
