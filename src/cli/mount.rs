@@ -619,3 +619,33 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::super::{Cli, Command};
+
+    /// The mount's core settings, parsed from a command line.
+    fn parsed(argv: &[&str]) -> super::FsConfig {
+        let cli = Cli::try_parse_from(argv).unwrap();
+        let Command::Mount(args) = cli.command else {
+            panic!("not a mount");
+        };
+        super::fs_config(&args.mount, "/tmp/c".into())
+    }
+
+    #[test]
+    fn a_later_flag_undoes_a_profiles_switch() {
+        let base = ["mediafs", "mount", "/m", "--location", "L"];
+        let on = [&base[..], &["--write-back", "--read-only"]].concat();
+        let config = parsed(&on);
+        assert!(config.write_back && config.read_only);
+        let off = [&on[..], &["--no-write-back", "--no-read-only"]].concat();
+        let config = parsed(&off);
+        assert!(!config.write_back && !config.read_only);
+        // A value given twice (a profile's, then the command line's): the last wins.
+        let ttl = [&base[..], &["--metadata-ttl", "10", "--metadata-ttl", "2"]].concat();
+        assert_eq!(parsed(&ttl).metadata_ttl.as_secs(), 2);
+    }
+}

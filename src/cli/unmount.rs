@@ -241,3 +241,13 @@ fn read_summary(cache_dir: &Path, pid: i32) -> Result<Summary, String> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_mount_helper_is_mediafs_too() {
+        assert!(super::is_mediafs("mediafs"));
+        assert!(super::is_mediafs("mount.fuse.medi"));
+        assert!(!super::is_mediafs("bash"));
+    }
+}
