@@ -471,3 +471,48 @@ fn an_agency_mount_renews_its_company_token() {
     );
     assert!(m.unmount().success());
 }
+
+/// Each location keeps a few files open: an agency of hundreds mounts even
+/// where the soft limit on open files is low (it is raised to the hard one).
+#[test]
+fn hundreds_of_locations_mount_under_a_low_open_file_limit() {
+    let ids: Vec<String> = (0..300).map(|i| format!("LocMany{i:04}")).collect();
+    let mut args: Vec<&str> = vec!["--agency", "agency-token-test:CompanyTest1:app-test"];
+    for id in &ids {
+        args.extend(["--location", id]);
+    }
+    let emu = EmulatorProcess::start(&args);
+    let dir = tempfile::tempdir().unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let log = dir.path().with_extension("log");
+    let mut child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -Sn 256 && exec {} mount {} --agency {COMPANY} --app-id {APP} \
+             --base-url {} --cache-dir {}",
+            common::mount::BIN,
+            q(dir.path()),
+            emu.base_url,
+            q(cache.path())
+        ))
+        .env("MEDIAFS_TOKEN", AGENCY_TOKEN)
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(30), "the agency did not mount", || {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the mount exited: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+        common::mount::is_mounted(dir.path())
+    });
+    // 300 of the emulator's, and LOCATION, on which the app is installed too.
+    let root = ok(&format!("ls -1 {}", q(dir.path())));
+    assert_eq!(root.lines().count(), 301);
+    ok(&format!("echo hi > {}/LocMany0299/hi.txt", q(dir.path())));
+    ok(&format!("fusermount3 -u {}", q(dir.path())));
+    assert!(child.wait().unwrap().success());
+    let log = std::fs::read_to_string(&log).unwrap();
+    assert!(!log.contains("ERROR"), "{log}");
+}

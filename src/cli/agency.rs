@@ -71,7 +71,14 @@ pub async fn mount_agency(
     let _one_mount_per_cache_dir = crate::cache_lock::lock(&cache_dir)?;
     let fs = AgencyFs::new(client, mount::fs_config(opts, cache_dir.clone()))
         .map_err(|e| format!("cannot prepare the cache dir {}: {e}", cache_dir.display()))?;
-    let count = fs.start().await.map_err(|e| listing_problem(&e, &agency))?;
+    let (listed, count) = fs.start().await.map_err(|e| listing_problem(&e, &agency))?;
+    if count == 0 && listed > 0 {
+        return Err(format!(
+            "none of the {listed} locations of agency {} could be mounted: the errors above \
+             say why",
+            agency.company
+        ));
+    }
     if count == 0 {
         // Most often a wrong --app-id: an empty mount would hide it.
         return Err(format!(

@@ -172,6 +172,8 @@ pub fn parse(argv: impl IntoIterator<Item = OsString>) -> Result<Option<Cli>, St
         let words: Vec<_> = mount.iter().map(|w| w.to_string_lossy()).collect();
         eprintln!("{NAME}: {}", words.join(" "));
     }
+    // At boot HOME may be unset: the profile file is the user's, as by hand.
+    default_home();
     let mount = super::profiles::expand(mount)?;
     let cli = Cli::try_parse_from(&mount).map_err(|e| {
         let rendered = e.render().to_string();

@@ -47,6 +47,7 @@ enum Command {
     /// Start the emulator with a demo library and mount it: try mediafs with no account.
     Demo(mount::DemoArgs),
     /// List the write-back uploads still pending or failed.
+    #[command(args_override_self = true)]
     Status(mount::StatusArgs),
     /// Before a mount: check the token, the location, the scopes, the rate limit and the file URLs.
     #[command(after_help = check::EXIT_CODES, args_override_self = true)]

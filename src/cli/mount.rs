@@ -103,7 +103,7 @@ pub struct ServiceArgs {
     #[arg(long, env = "MEDIAFS_OAUTH_CLIENT_SECRET", hide_env_values = true)]
     oauth_client_secret: Option<String>,
     /// OAuth: a file holding the app's client secret (mode 0600).
-    #[arg(long, conflicts_with = "oauth_client_secret", value_parser = super::absolute_path)]
+    #[arg(long, value_parser = super::absolute_path)]
     oauth_client_secret_file: Option<PathBuf>,
     /// OAuth: a file holding the refresh token; it is replaced, atomically,
     /// by the new refresh token each refresh returns.
@@ -455,7 +455,25 @@ pub(super) fn prepare(mountpoint: &Path, opts: &MountOptions) -> Result<(), Stri
     // is the user's alone, whatever umask it was started with.
     // SAFETY: umask only sets the process's file-creation mask.
     unsafe { libc::umask(0o077) };
+    raise_open_file_limit();
     Ok(())
+}
+
+/// Each location of an agency mount keeps a few files open (its cache
+/// dir's lock, its times store): the soft limit on open files, often 1,024,
+/// would stop one of a few hundred locations. It is raised to the hard one.
+fn raise_open_file_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    // The kernel takes no more than its nr_open, 2^20 by default.
+    const MOST: u64 = 1 << 20;
+    if let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) {
+        let wanted = hard.min(MOST);
+        if soft < wanted {
+            if let Err(e) = setrlimit(Resource::RLIMIT_NOFILE, wanted, hard) {
+                log::debug!("cannot raise the open-file limit from {soft} to {wanted}: {e}");
+            }
+        }
+    }
 }
 
 /// The client settings the mount's options give, for `location`.
@@ -588,7 +606,7 @@ pub fn run_status(args: StatusArgs) -> Result<(), String> {
     if !dir.is_dir() {
         // A mistyped location would otherwise read as "nothing pending".
         return Err(format!(
-            "no cache dir at {}: no mount has used it (check --location or --cache-dir)",
+            "no cache dir at {}: no mount has used it (check --location, --agency or --cache-dir)",
             dir.display()
         ));
     }

@@ -87,8 +87,15 @@ pub fn load(path: &Path) -> Result<Profiles, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
         Err(e) => return Err(format!("cannot read {}: {e}", path.display())),
     };
-    let file: ConfigFile =
-        toml::from_str(&text).map_err(|e| format!("{} is not valid: {e}", path.display()))?;
+    // The error's own rendering quotes the line, which may hold a secret:
+    // only its message and line number are said.
+    let file: ConfigFile = toml::from_str(&text).map_err(|e| {
+        let line = e
+            .span()
+            .map(|span| text[..span.start].matches('\n').count() + 1);
+        let at = line.map(|n| format!(" at line {n}")).unwrap_or_default();
+        format!("{} is not valid{at}: {}", path.display(), e.message())
+    })?;
     Ok(file
         .profiles
         .into_iter()
@@ -144,8 +151,14 @@ impl Profile {
                 value("--app-id", text(&self.app_id));
             }
         }
+        // The cache dir is the profile's target's: another target gets its own.
+        let cache_dir = if own_target {
+            None
+        } else {
+            path(&self.cache_dir)
+        };
         if subcommand == "status" {
-            value("--cache-dir", path(&self.cache_dir));
+            value("--cache-dir", cache_dir);
             return flags;
         }
         value("--base-url", text(&self.base_url));
@@ -156,19 +169,23 @@ impl Profile {
             path(&self.oauth_client_secret_file),
         );
         value("--refresh-token-file", path(&self.refresh_token_file));
+        // A check speaks for the mount: with its limit, and read-only if it is.
+        value(
+            "--rate-limit",
+            self.rate_limit.map(|n| n.to_string().into()),
+        );
         if subcommand != "mount" {
+            if self.read_only == Some(true) {
+                flags.push("--read-only".into());
+            }
             return flags;
         }
-        value("--cache-dir", path(&self.cache_dir));
+        value("--cache-dir", cache_dir);
         value(
             "--metadata-ttl",
             self.metadata_ttl.map(|t| t.to_string().into()),
         );
         value("--delete-mode", text(&self.delete_mode));
-        value(
-            "--rate-limit",
-            self.rate_limit.map(|n| n.to_string().into()),
-        );
         for option in &self.options {
             value("-o", Some(option.into()));
         }
@@ -248,6 +265,8 @@ pub fn expand(argv: Vec<OsString>) -> Result<Vec<OsString>, String> {
     let mut words = argv[at + 1..].iter();
     while let Some(word) = words.next() {
         match word.to_str() {
+            // What follows `--` is positional.
+            Some("--") => break,
             Some("--profile") => {
                 name = Some(
                     words
@@ -412,6 +431,8 @@ mod tests {
             ["--token-file", "/t"],
             "a target given replaces the profile's"
         );
+        let status: Vec<OsString> = acme.flags("status", false);
+        assert_eq!(status, ["--location", "Loc1"]);
     }
 
     #[test]
@@ -435,6 +456,12 @@ mod tests {
         assert!(
             profiles["d"].is_ok(),
             "one profile's mistakes never block another"
+        );
+        let (_d, path) = write("token = \"pit-secret-1\"\n[profiles.a]\nlocation = \"L\"\n");
+        let err = load(&path).unwrap_err();
+        assert!(
+            !err.contains("pit-secret-1") && err.contains("line 1"),
+            "{err}"
         );
     }
 }

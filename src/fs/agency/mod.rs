@@ -112,27 +112,27 @@ impl<L: Locations> Agency<L> {
 
     /// Lists the locations before the mount answers, and says of uploads an
     /// earlier mount left for a location no longer installed where they are.
-    pub async fn start(&self) -> Result<usize, crate::api::ApiError> {
+    /// How many locations were listed, and how many of them are mounted.
+    pub async fn start(&self) -> Result<(usize, usize), crate::api::ApiError> {
         let _one_at_a_time = self.listing.lock().await;
         let listed = self.locations.installed().await?;
         self.take_in(&listed);
-        self.report_stranded_uploads();
-        Ok(self.folders().len())
+        self.report_stranded_uploads(&listed);
+        Ok((listed.len(), self.folders().len()))
     }
 
     fn location_cache_dir(&self, id: &str) -> PathBuf {
         self.config.cache_dir.join(LOCATIONS_DIR).join(id)
     }
 
-    fn report_stranded_uploads(&self) {
+    fn report_stranded_uploads(&self, listed: &[InstalledLocation]) {
         let Ok(dirs) = std::fs::read_dir(self.config.cache_dir.join(LOCATIONS_DIR)) else {
             return;
         };
-        let roster = self.roster.lock().unwrap();
         for dir in dirs.flatten() {
             let id = dir.file_name().to_string_lossy().into_owned();
             let pending = super::spool_status(&dir.path()).map_or(0, |r| r.len());
-            if pending > 0 && !roster.knows(&id) {
+            if pending > 0 && !listed.iter().any(|l| l.id == id) {
                 log::warn!(
                     "{pending} uploads for location {id} wait in {}, but the agency's app is no \
                      longer installed there: install it again and remount, or mount that \
